@@ -1,0 +1,3 @@
+from latentctl.cli import main
+
+main()

@@ -1,0 +1,112 @@
+"""The ``latentctl`` command: one Typer app, sub-apps per noun, verbs at the top level.
+
+Command modules import torch and the library inside the command functions, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from typing import Annotated, Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from latentctl import __version__
+from latentctl.console import print_error, stderr
+from latentctl.errors import LatentctlError
+
+EXIT_INTERRUPTED = 130
+
+
+class _Root(TyperGroup):
+    """The root group: the one place where exceptions become one-line messages and exit codes."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LatentctlError as error:
+            if _debug(ctx):
+                raise
+            print_error(error)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            if _debug(ctx):
+                raise
+            stderr.print("[bold red]interrupted[/]")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except OSError as error:
+            if _debug(ctx):
+                raise
+            print_error(_os_error(error))
+            raise typer.Exit(1) from None
+
+
+def _debug(ctx: click.Context) -> bool:
+    return bool(ctx.find_root().meta.get("latentctl.debug")) or os.environ.get("LATENTCTL_DEBUG") == "1"
+
+
+def _os_error(error: OSError) -> LatentctlError:
+    where = f": {error.filename}" if error.filename else ""
+    if error.errno == errno.ENOSPC:
+        return LatentctlError(f"the disk is full{where}", hint="free some space, or point --out / "
+                              "LATENTCTL_HOME at a disk with room; nothing was left half-written")
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return LatentctlError(f"permission denied{where}", hint="choose a folder you can write to")
+    return LatentctlError(f"{error.strerror or error}{where}", hint="rerun with --debug for details")
+
+
+app = typer.Typer(
+    name="latentctl",
+    cls=_Root,
+    help="Controllable image generation with GANs: train, sample, interpolate and steer.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"latentctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")] = False,
+) -> None:
+    """Controllable image generation with GANs: train, sample, interpolate and steer.
+
+    Data and models live under `$LATENTCTL_HOME` (default: a per-user data folder), so
+    `latentctl interpolate --digit 7` works right after `latentctl train cgan`.
+    Results go to stdout (`--json` for one JSON document), progress and messages to stderr.
+    """
+    ctx.meta["latentctl.debug"] = debug
+
+
+def _register() -> None:
+    from latentctl.cli import data, demo, generate, train
+
+    app.add_typer(data.app, name="data")
+    app.add_typer(train.app, name="train")
+    generate.register(app)
+    demo.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="latentctl")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,18 @@
+"""Options shared by several commands, declared once so every command spells them the same way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps (auto picks CUDA when "
+                                     "present).", rich_help_panel="Runtime")]
+Seed = Annotated[int, typer.Option("--seed", help="Seed for every random choice; same seed, same result.",
+                                   rich_help_panel="Runtime")]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON document describing the result on stdout.",
+                                    rich_help_panel="Output")]
+DataRoot = Annotated[Path | None, typer.Option("--root", "--data-root",
+                                               help="Dataset folder [default: $LATENTCTL_HOME/data/<name>].",
+                                               file_okay=False)]

@@ -1,0 +1,18 @@
+"""The one exception type that library code raises for problems a user can fix."""
+
+from __future__ import annotations
+
+
+class LatentctlError(Exception):
+    """A failure to report to the user as one line, with a hint on what to do next.
+
+    The CLI turns it into ``error: <message>`` plus ``hint: <hint>`` on stderr and exit code 1.
+    """
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if self.hint is None else f"{self.message} (hint: {self.hint})"

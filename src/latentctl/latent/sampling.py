@@ -1,0 +1,96 @@
+"""Latent vectors identified by seeds, truncation, interpolation paths, and batched generation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+
+def noise_for_seeds(seeds: Sequence[int], latent_dim: int, truncation: float | None = None) -> torch.Tensor:
+    """Return noise (N, latent_dim): row i drawn from N(0, I) by a generator seeded with ``seeds[i]``.
+
+    Drawn on the CPU, so a seed names the same latent on every device. With ``truncation`` T, entries
+    outside [-T, T] are redrawn (the truncation trick: less variety, more typical samples).
+    """
+    rows = []
+    for seed in seeds:
+        rng = torch.Generator().manual_seed(int(seed))
+        row = torch.randn(latent_dim, generator=rng)
+        if truncation is not None:
+            outside = row.abs() > truncation
+            while outside.any():
+                row[outside] = torch.randn(int(outside.sum()), generator=rng)
+                outside = row.abs() > truncation
+        rows.append(row)
+    return torch.stack(rows) if rows else torch.empty(0, latent_dim)
+
+
+def lerp(start: torch.Tensor, end: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation: (D,), (D,), (T,) -> (T, D)."""
+    return start[None] + weights[:, None] * (end - start)[None]
+
+
+def slerp(start: torch.Tensor, end: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation: (D,), (D,), (T,) -> (T, D).
+
+    Gaussian latents concentrate near a sphere; a straight line between two of them cuts through the
+    low-density interior (its midpoint has ~0.71x the norm), slerp stays on the shell.
+    """
+    start_unit, end_unit = start / start.norm(), end / end.norm()
+    angle = torch.arccos((start_unit * end_unit).sum().clamp(-1.0, 1.0))
+    if angle.abs() < 1e-4:  # (anti)parallel: slerp degenerates, lerp is exact enough
+        return lerp(start, end, weights)
+    sin_angle = torch.sin(angle)
+    start_weight = torch.sin((1 - weights) * angle) / sin_angle
+    end_weight = torch.sin(weights * angle) / sin_angle
+    return start_weight[:, None] * start[None] + end_weight[:, None] * end[None]
+
+
+INTERPOLATIONS = {"lerp": lerp, "slerp": slerp}
+
+
+@torch.inference_mode()
+def generate(generator: torch.nn.Module, noise: torch.Tensor, labels: torch.Tensor | None = None,
+             embeddings: torch.Tensor | None = None, batch_size: int = 256) -> torch.Tensor:
+    """Run ``generator`` in eval mode over noise (N, D) in batches; return images (N, C, H, W) on the CPU.
+
+    Give either integer ``labels`` (N,) or label ``embeddings`` (N, E) for a conditional generator.
+    """
+    device = next(generator.parameters()).device
+    generator.eval()
+    outputs = []
+    for start in range(0, noise.shape[0], batch_size):
+        chunk = slice(start, start + batch_size)
+        batch_noise = noise[chunk].to(device)
+        if embeddings is not None:
+            images = generator.synthesize(batch_noise, embeddings[chunk].to(device))
+        elif labels is not None:
+            images = generator(batch_noise, labels[chunk].to(device))
+        else:
+            images = generator(batch_noise)
+        outputs.append(images.float().cpu())
+    return torch.cat(outputs) if outputs else torch.empty(0)
+
+
+def interpolation_walks(generator: torch.nn.Module, latent_dim: int, seed: int, rows: int, frames: int,
+                        mode: str, start_labels: Sequence[int] | None = None,
+                        end_labels: Sequence[int] | None = None) -> torch.Tensor:
+    """Return images (rows, frames, C, H, W): row r walks from the noise of seed S+2r to that of S+2r+1.
+
+    With labels, the label embedding is blended linearly from ``start_labels[r]`` to ``end_labels[r]``
+    (the same label when ``end_labels`` is None), so one digit can morph into another.
+    """
+    weights = torch.linspace(0, 1, frames)
+    endpoints = noise_for_seeds(range(seed, seed + 2 * rows), latent_dim)  # (2 * rows, D)
+    walk = INTERPOLATIONS[mode]
+    noise = torch.cat([walk(endpoints[2 * r], endpoints[2 * r + 1], weights) for r in range(rows)])
+    embeddings = None
+    if start_labels is not None:
+        end_labels = start_labels if end_labels is None else end_labels
+        with torch.no_grad():
+            table = generator.embed.weight.detach().float().cpu()
+            embeddings = torch.cat([lerp(table[start], table[end], weights)
+                                    for start, end in zip(start_labels, end_labels, strict=True)])
+    pictures = generate(generator, noise, embeddings=embeddings)  # (rows * frames, C, H, W)
+    return pictures.view(rows, frames, *pictures.shape[1:])

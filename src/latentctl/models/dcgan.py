@@ -1,0 +1,153 @@
+"""DCGAN generator and discriminator, optionally conditioned on a class label.
+
+The block structure and initialisation follow Radford et al. (2016) and pytorch/examples' ``dcgan``:
+transposed convolutions with BatchNorm and ReLU up to the image, strided convolutions with LeakyReLU(0.2)
+down to one logit, weights drawn from N(0, 0.02). One deviation, for any image size of the form
+``s * 2**k`` with ``4 <= s <= 7`` (28 = 7 * 4 for MNIST, 64 = 4 * 16 for faces): the first generator block
+maps the input to an ``s x s`` feature map and the last discriminator block reads one back.
+
+Conditioning (``num_classes > 0``), as in Mirza & Osindero's conditional GAN:
+- the generator concatenates the noise with a learned label embedding;
+- the discriminator sees the label as an extra image channel (a learned ``size x size`` map per class)
+  and also through a projection term (Miyato & Koyama, 2018), which makes the label hard to ignore.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class GANConfig:
+    """Everything needed to rebuild a generator/discriminator pair: ``Generator(config)``."""
+
+    latent_dim: int = 100
+    num_classes: int = 10  # 0 for an unconditional GAN
+    embed_dim: int = 50  # size of the label embedding given to the generator
+    image_size: int = 28
+    channels: int = 1
+    gen_width: int = 64  # channels of the generator's last hidden block; doubled per block towards the input
+    disc_width: int = 64  # channels of the discriminator's first block; doubled per block towards the logit
+
+    def __post_init__(self) -> None:
+        base_size(self.image_size)  # raises on unsupported sizes
+        for name in ("latent_dim", "image_size", "channels", "gen_width", "disc_width"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.num_classes < 0 or (self.num_classes > 0 and self.embed_dim <= 0):
+            raise ValueError("num_classes must be >= 0, and embed_dim positive when conditional")
+
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes > 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def base_size(image_size: int) -> tuple[int, int]:
+    """Return ``(s, k)`` with ``image_size == s * 2**k``, ``4 <= s <= 7``, ``k >= 1``."""
+    size, doublings = image_size, 0
+    while size > 7 and size % 2 == 0:
+        size, doublings = size // 2, doublings + 1
+    if not 4 <= size <= 7 or doublings < 1:
+        raise ValueError(f"image size {image_size} is not s * 2**k with 4 <= s <= 7 (e.g. 28, 32, 64, 128)")
+    return size, doublings
+
+
+def init_weights(module: nn.Module) -> None:
+    """DCGAN initialisation: convolutions ~ N(0, 0.02), BatchNorm scales ~ N(1, 0.02), biases 0."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, 0.0, 1.0)
+
+
+class Generator(nn.Module):
+    """Maps noise (N, latent_dim) and labels (N,) to images (N, C, H, W) in [-1, 1]."""
+
+    def __init__(self, config: GANConfig) -> None:
+        super().__init__()
+        self.config = config
+        start, doublings = base_size(config.image_size)
+        widths = [config.gen_width * 2 ** (doublings - 1 - i) for i in range(doublings)]
+        in_features = config.latent_dim + (config.embed_dim if config.conditional else 0)
+        self.embed = nn.Embedding(config.num_classes, config.embed_dim) if config.conditional else None
+
+        blocks: list[nn.Module] = [  # (N, in, 1, 1) -> (N, widths[0], start, start)
+            nn.ConvTranspose2d(in_features, widths[0], start, 1, 0, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(True),
+        ]
+        for width_in, width_out in zip(widths, widths[1:]):  # each doubles the resolution
+            blocks += [nn.ConvTranspose2d(width_in, width_out, 4, 2, 1, bias=False),
+                       nn.BatchNorm2d(width_out), nn.ReLU(True)]
+        blocks += [nn.ConvTranspose2d(widths[-1], config.channels, 4, 2, 1, bias=False), nn.Tanh()]
+        self.net = nn.Sequential(*blocks)
+        self.apply(init_weights)
+
+    def label_embedding(self, labels: torch.Tensor) -> torch.Tensor:
+        """Return the embedding (N, embed_dim) of integer labels (N,)."""
+        if self.embed is None:
+            raise ValueError("an unconditional generator has no label embedding")
+        return self.embed(labels)
+
+    def synthesize(self, noise: torch.Tensor, embedding: torch.Tensor | None = None) -> torch.Tensor:
+        """Generate from noise and an already embedded label (which may be a blend of two labels)."""
+        inputs = noise if embedding is None else torch.cat([noise, embedding], dim=1)
+        return self.net(inputs[:, :, None, None])
+
+    def forward(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.embed is None:
+            return self.synthesize(noise)
+        if labels is None:
+            raise ValueError("a conditional generator needs labels")
+        return self.synthesize(noise, self.embed(labels))
+
+
+class Discriminator(nn.Module):
+    """Maps images (N, C, H, W) in [-1, 1] and labels (N,) to real/fake logits (N,)."""
+
+    def __init__(self, config: GANConfig) -> None:
+        super().__init__()
+        self.config = config
+        start, doublings = base_size(config.image_size)
+        widths = [config.disc_width * 2**i for i in range(doublings)]
+        label_channels = 1 if config.conditional else 0
+        self.label_map = (nn.Embedding(config.num_classes, config.image_size**2)
+                          if config.conditional else None)
+
+        blocks: list[nn.Module] = [  # no BatchNorm on the input block, as in DCGAN
+            nn.Conv2d(config.channels + label_channels, widths[0], 4, 2, 1, bias=False),
+            nn.LeakyReLU(0.2, inplace=True),
+        ]
+        for width_in, width_out in zip(widths, widths[1:]):  # each halves the resolution
+            blocks += [nn.Conv2d(width_in, width_out, 4, 2, 1, bias=False),
+                       nn.BatchNorm2d(width_out), nn.LeakyReLU(0.2, inplace=True)]
+        self.features = nn.Sequential(*blocks)  # -> (N, widths[-1], start, start)
+        self.head = nn.Conv2d(widths[-1], 1, start, 1, 0)
+        self.projection = (nn.Embedding(config.num_classes, widths[-1] * start * start)
+                           if config.conditional else None)
+        self.apply(init_weights)
+        if self.projection is not None:
+            nn.init.normal_(self.projection.weight, 0.0, 0.02)
+            nn.init.normal_(self.label_map.weight, 0.0, 0.02)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.label_map is None:
+            return self.head(self.features(images)).flatten()
+        if labels is None:
+            raise ValueError("a conditional discriminator needs labels")
+        size = self.config.image_size
+        label_plane = self.label_map(labels).view(-1, 1, size, size)
+        features = self.features(torch.cat([images, label_plane], dim=1))
+        logits = self.head(features).flatten()
+        return logits + (self.projection(labels) * features.flatten(1)).sum(dim=1)

@@ -1,0 +1,263 @@
+"""The model folder format: ``model.safetensors`` (weights only) + ``config.json``, written atomically.
+
+A model folder is rebuilt from its config alone, then its weights are loaded strictly: every tensor
+present, none extra, every shape matching. Training state (discriminator, optimizers, counters, RNG) sits
+beside it in ``training_state.safetensors`` + ``training_state.json``: tensors and JSON, never pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from latentctl import __version__
+from latentctl.errors import LatentctlError
+
+FORMAT = "latentctl.model"
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+STATE_TENSORS_FILE = "training_state.safetensors"
+STATE_JSON_FILE = "training_state.json"
+
+# kind -> (human description, the command that trains one)
+KINDS = {
+    "cgan": ("a conditional GAN", "latentctl train cgan"),
+}
+
+
+@dataclass
+class ModelConfig:
+    """What ``config.json`` holds: enough to rebuild the network and to use it correctly."""
+
+    kind: str
+    architecture: dict[str, Any]
+    image_size: int
+    channels: int
+    latent_dim: int
+    labels: list[str]
+    # Pixels are stored as (x - mean) / std per channel; generators emit [-1, 1], i.e. mean = std = 0.5.
+    normalization: dict[str, list[float]] = field(default_factory=lambda: {"mean": [0.5], "std": [0.5]})
+    training: dict[str, Any] = field(default_factory=dict)
+    latentctl_version: str = __version__
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": self.kind,
+                "latentctl_version": self.latentctl_version, "architecture": self.architecture,
+                "image_size": self.image_size, "channels": self.channels, "latent_dim": self.latent_dim,
+                "labels": self.labels, "normalization": self.normalization, "training": self.training}
+
+    @classmethod
+    def from_json(cls, document: Any, source: Path) -> ModelConfig:
+        """Validate a parsed ``config.json``; raise LatentctlError naming the first problem."""
+        def bad(problem: str) -> LatentctlError:
+            return LatentctlError(f"{source} is not a valid latentctl model config: {problem}",
+                                  hint="re-export the model with this version of latentctl, or retrain it")
+
+        if not isinstance(document, dict) or document.get("format") != FORMAT:
+            raise bad(f"missing \"format\": \"{FORMAT}\"")
+        if document.get("format_version") != FORMAT_VERSION:
+            raise LatentctlError(f"{source} uses model format version {document.get('format_version')}, "
+                                 f"this latentctl reads version {FORMAT_VERSION}",
+                                 hint="upgrade latentctl (pip install -U latentctl)")
+        expected_types = {"kind": str, "architecture": dict, "image_size": int, "channels": int,
+                          "latent_dim": int, "labels": list, "normalization": dict, "training": dict}
+        for key, kind in expected_types.items():
+            if not isinstance(document.get(key), kind) or isinstance(document.get(key), bool):
+                raise bad(f"\"{key}\" must be a {kind.__name__}")
+        if document["kind"] not in KINDS:
+            raise bad(f"unknown kind {document['kind']!r} (known: {', '.join(KINDS)})")
+        if not all(isinstance(label, str) for label in document["labels"]):
+            raise bad("\"labels\" must be a list of strings")
+        norm = document["normalization"]
+        for key in ("mean", "std"):
+            values = norm.get(key)
+            if (not isinstance(values, list) or len(values) not in (1, document["channels"])
+                    or not all(isinstance(v, (int, float)) for v in values)):
+                raise bad(f"\"normalization.{key}\" must list one number per channel")
+        if any(v <= 0 for v in norm["std"]):
+            raise bad("\"normalization.std\" must be positive")
+        return cls(kind=document["kind"], architecture=document["architecture"],
+                   image_size=document["image_size"], channels=document["channels"],
+                   latent_dim=document["latent_dim"], labels=document["labels"],
+                   normalization={"mean": list(norm["mean"]), "std": list(norm["std"])},
+                   training=document["training"],
+                   latentctl_version=str(document.get("latentctl_version", "unknown")))
+
+
+# ---------------------------------------------------------------------------------------------- atomic I/O
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success move it over ``path`` in one rename.
+
+    A crash, a full disk or Ctrl-C leaves the previous file intact and no temporary file behind.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    temporary_path = Path(temporary)
+    try:
+        yield temporary_path
+        with open(temporary_path, "rb+") as written:
+            os.fsync(written.fileno())
+        os.replace(temporary_path, path)
+    finally:
+        temporary_path.unlink(missing_ok=True)
+
+
+def write_json(path: Path, document: Any) -> None:
+    """Write JSON atomically."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file; a missing or unparsable file is a LatentctlError."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LatentctlError(f"{path} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise LatentctlError(f"{path} is not valid JSON ({error})",
+                             hint="the file is corrupted; restore or retrain the model") from None
+
+
+def save_tensors(path: Path, tensors: dict[str, Any], metadata: dict[str, str] | None = None) -> None:
+    """Write tensors to a safetensors file atomically."""
+    from safetensors.torch import save_file
+
+    contiguous = {name: tensor.detach().contiguous().cpu() for name, tensor in tensors.items()}
+    with atomic_path(path) as temporary:
+        save_file(contiguous, str(temporary), metadata=metadata)
+
+
+def load_tensors(path: Path) -> dict[str, Any]:
+    """Read every tensor of a safetensors file onto the CPU; a torn or foreign file is a LatentctlError."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise LatentctlError(f"{path} does not exist", hint="is this a latentctl model folder?")
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as error:
+        raise LatentctlError(f"{path} is corrupted or not a safetensors file ({error})",
+                             hint="restore it, pull the model again, or retrain") from None
+
+
+# ------------------------------------------------------------------------------------------- model folders
+
+def save_model(directory: Path, config: ModelConfig, module: Any) -> None:
+    """Write ``module``'s weights and ``config`` as a model folder; config last, so the folder is a model
+    only once its weights are in place."""
+    directory.mkdir(parents=True, exist_ok=True)
+    save_tensors(directory / WEIGHTS_FILE, module.state_dict(),
+                 metadata={"format": FORMAT, "kind": config.kind})
+    write_json(directory / CONFIG_FILE, config.to_json())
+
+
+def read_config(directory: Path, kind: str | None = None) -> ModelConfig:
+    """Read and validate a model folder's config, checking its kind when ``kind`` is given."""
+    directory = Path(directory)
+    if not directory.exists():
+        raise LatentctlError(f"no model at {directory}",
+                             hint=_train_hint(kind) if kind else "check the path")
+    if not (directory / CONFIG_FILE).is_file():
+        raise LatentctlError(f"{directory} is not a latentctl model folder (no {CONFIG_FILE})",
+                             hint="a model folder holds model.safetensors and config.json")
+    config = ModelConfig.from_json(read_json(directory / CONFIG_FILE), directory / CONFIG_FILE)
+    if kind is not None and config.kind != kind:
+        description, command = KINDS[kind]
+        raise LatentctlError(f"{directory} holds {KINDS[config.kind][0]} ({config.kind}), "
+                             f"this command needs {description} ({kind})",
+                             hint=f"pass --model with a {kind} model, e.g. one made by '{command}'")
+    return config
+
+
+def load_state_strict(module: Any, tensors: dict[str, Any], source: Path) -> None:
+    """Load ``tensors`` into ``module``, refusing any missing, extra or mis-shaped tensor."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    mismatched = [f"{name} {tuple(tensors[name].shape)} != {tuple(expected[name].shape)}"
+                  for name in expected if name in tensors and tensors[name].shape != expected[name].shape]
+    problems = ([f"missing {_few(missing)}"] if missing else []) + \
+               ([f"unexpected {_few(unexpected)}"] if unexpected else []) + \
+               ([f"wrong shape {_few(mismatched)}"] if mismatched else [])
+    if problems:
+        raise LatentctlError(f"{source} does not match its config: {'; '.join(problems)}",
+                             hint="the weights and config.json come from different models")
+    module.load_state_dict(tensors, strict=True)
+
+
+def _few(names: list[str], limit: int = 3) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _train_hint(kind: str) -> str:
+    return f"train one with '{KINDS[kind][1]}', or pass --model PATH"
+
+
+# ----------------------------------------------------------------------------------- optimizer and RNG state
+
+def optimizer_to_tensors(optimizer: Any, prefix: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split an optimizer's state into tensors (for safetensors) and plain JSON (hyper-parameters)."""
+    import torch
+
+    state = optimizer.state_dict()
+    tensors: dict[str, Any] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, entries in state["state"].items():
+        for name, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{prefix}.{index}.{name}"] = value
+            else:
+                scalars.setdefault(str(index), {})[name] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def optimizer_from_tensors(optimizer: Any, tensors: dict[str, Any], document: dict[str, Any],
+                           prefix: str) -> None:
+    """Inverse of :func:`optimizer_to_tensors`: restore the optimizer exactly."""
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith(prefix + "."):
+            index, name = key[len(prefix) + 1:].split(".", 1)
+            state.setdefault(int(index), {})[name] = value
+    for index, entries in document.get("scalars", {}).items():
+        state.setdefault(int(index), {}).update(entries)
+    optimizer.load_state_dict({"state": state, "param_groups": document["param_groups"]})
+
+
+def load_model(directory: Path, kind: str, device: Any = "cpu") -> tuple[Any, ModelConfig]:
+    """Rebuild a model from its folder (config first, then strictly loaded weights), in eval mode."""
+    directory = Path(directory)
+    config = read_config(directory, kind)
+    module = _build(config, directory)
+    load_state_strict(module, load_tensors(directory / WEIGHTS_FILE), directory / WEIGHTS_FILE)
+    return module.to(device).eval(), config
+
+
+def _build(config: ModelConfig, directory: Path) -> Any:
+    from latentctl.models.dcgan import GANConfig, Generator
+
+    architecture = {k: v for k, v in config.architecture.items() if k != "name"}
+    try:
+        gan_config = GANConfig(**architecture)
+    except (TypeError, ValueError) as error:
+        raise LatentctlError(f"{directory / CONFIG_FILE} describes an invalid architecture ({error})",
+                             hint="the config was edited or comes from another tool") from None
+    if (gan_config.image_size, gan_config.channels, gan_config.latent_dim) != \
+            (config.image_size, config.channels, config.latent_dim) or \
+            len(config.labels) != gan_config.num_classes:
+        raise LatentctlError(f"{directory / CONFIG_FILE} contradicts itself (image size, channels, latent "
+                             "size or labels differ from the architecture)", hint="restore the original config")
+    return Generator(gan_config)
