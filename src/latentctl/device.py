@@ -35,12 +35,3 @@ def resolve_device(spec: str = "auto"):
         raise LatentctlError("MPS was asked for but is not available", hint="use --device cpu")
     return torch.device(spec)
 
-
-def seed_everything(seed: int) -> None:
-    """Seed torch's global generators (CPU and every CUDA device) and Python's ``random``."""
-    import random
-
-    import torch
-
-    random.seed(seed)
-    torch.manual_seed(seed)

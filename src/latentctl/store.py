@@ -234,7 +234,10 @@ def optimizer_from_tensors(optimizer: Any, tensors: dict[str, Any], document: di
             state.setdefault(int(index), {})[name] = value
     for index, entries in document.get("scalars", {}).items():
         state.setdefault(int(index), {}).update(entries)
-    optimizer.load_state_dict({"state": state, "param_groups": document["param_groups"]})
+    # JSON has no tuples: give back the ones optimizers keep (Adam's betas), leave the params index lists
+    groups = [{key: tuple(value) if isinstance(value, list) and key != "params" else value
+               for key, value in group.items()} for group in document["param_groups"]]
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
 def load_model(directory: Path, kind: str, device: Any = "cpu") -> tuple[Any, ModelConfig]:

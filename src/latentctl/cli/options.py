@@ -7,8 +7,18 @@ from typing import Annotated
 
 import typer
 
-Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps (auto picks CUDA when "
-                                     "present).", rich_help_panel="Runtime")]
+
+
+def _check_device(value: str) -> str:
+    from latentctl.device import DEVICE_PATTERN
+
+    if not DEVICE_PATTERN.match(value.strip().lower()):
+        raise typer.BadParameter(f"{value!r} is not a device: use auto, cpu, cuda, cuda:N or mps")
+    return value
+
+
+Device = Annotated[str, typer.Option("--device", callback=_check_device, help="auto, cpu, cuda, cuda:N or mps "
+                                     "(auto picks CUDA when present).", rich_help_panel="Runtime")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed for every random choice; same seed, same result.",
                                    rich_help_panel="Runtime")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document describing the result on stdout.",

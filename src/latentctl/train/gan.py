@@ -48,6 +48,7 @@ class TrainOptions:
     beta1: float = 0.5
     beta2: float = 0.999
     ema_decay: float = 0.999
+    mode_seeking: float = 1.0  # weight of the mode-seeking term (0 turns it off)
     seed: int = 0
     sample_every: int = 1  # epochs between sample grids
     log_every: int = 20  # steps between host reads of the losses (progress refresh, NaN check)
@@ -55,8 +56,9 @@ class TrainOptions:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2 or self.sample_every < 1 or self.log_every < 1:
             raise LatentctlError("epochs, sample-every and log-every must be >= 1 and batch size >= 2")
-        if not (self.lr > 0 and 0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and 0 <= self.ema_decay < 1):
-            raise LatentctlError("learning rate must be > 0; betas and EMA decay in [0, 1)")
+        if not (self.lr > 0 and 0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and 0 <= self.ema_decay < 1
+                and self.mode_seeking >= 0):
+            raise LatentctlError("learning rate must be > 0; betas and EMA decay in [0, 1); mode seeking >= 0")
 
 
 @dataclass
@@ -138,20 +140,28 @@ class GANTrainer:
         """One discriminator and one generator update on one batch (non-saturating GAN loss)."""
         real = self.images[batch_index].float().div_(127.5).sub_(1)  # (B, C, H, W) in [-1, 1]
         labels = self.labels[batch_index] if self.config.conditional else None
+        half = real.shape[0] // 2
+        if labels is not None:  # fakes come in two halves with the same labels, for the mode-seeking term
+            fake_labels = torch.cat([labels[:half], labels[:half], labels[2 * half:]])
+        else:
+            fake_labels = None
         noise = torch.randn(real.shape[0], self.config.latent_dim, generator=self.noise_rng,
                             device=self.device)
-        fake = self.generator(noise, labels)
+        fake = self.generator(noise, fake_labels)
 
         logits_real = self.discriminator(real, labels)
-        logits_fake = self.discriminator(fake.detach(), labels)
+        logits_fake = self.discriminator(fake.detach(), fake_labels)
         loss_d = F.softplus(-logits_real).mean() + F.softplus(logits_fake).mean()  # BCE with logits
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
 
-        loss_g = F.softplus(-self.discriminator(fake, labels)).mean()
+        loss_g = F.softplus(-self.discriminator(fake, fake_labels)).mean()
+        total_g = loss_g
+        if self.options.mode_seeking > 0:
+            total_g = loss_g + self.options.mode_seeking * mode_seeking_penalty(fake, noise, half)
         self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
+        total_g.backward()
         self.opt_g.step()
         self._update_ema()
 
@@ -321,6 +331,17 @@ class GANTrainer:
         trainer.global_step, trainer.seconds = state["global_step"], state["seconds"]
         trainer.history, trainer.epochs = state["history"], state["epochs"]
         return trainer
+
+
+def mode_seeking_penalty(fake: torch.Tensor, noise: torch.Tensor, half: int) -> torch.Tensor:
+    """Mode-seeking regulariser (Mao et al., 2019): the inverse of how much images change per unit of
+    noise, between the two halves of a batch that share their labels.
+
+    Without it a conditional DCGAN tends to ignore its noise and draw one image per label.
+    """
+    image_change = (fake[:half] - fake[half:2 * half]).abs().flatten(1).mean(1)
+    noise_change = (noise[:half] - noise[half:2 * half]).abs().mean(1)
+    return 1.0 / ((image_change / noise_change).mean() + 1e-5)
 
 
 def _check_dataset(config: GANConfig, dataset: ImageDataset) -> None:

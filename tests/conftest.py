@@ -1,0 +1,49 @@
+"""Shared fixtures: an isolated LATENTCTL_HOME, a CLI runner, tiny models and datasets made on the fly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from latentctl.cli import app
+from latentctl.models.dcgan import GANConfig
+from latentctl.train.gan import GANTrainer, ImageDataset, TrainOptions
+
+TINY = GANConfig(latent_dim=16, num_classes=10, embed_dim=8, image_size=28, channels=1, gen_width=8, disc_width=8)
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own LATENTCTL_HOME, so nothing leaks into the user's real one."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("LATENTCTL_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def cli():
+    """Invoke the CLI in-process; returns click's Result (exit_code, stdout, stderr)."""
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke
+
+
+def random_digits(n: int = 256, seed: int = 0) -> ImageDataset:
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, 1, 28, 28), generator=generator, dtype=torch.uint8)
+    labels = torch.arange(n) % 10
+    return ImageDataset(images, labels, [str(d) for d in range(10)], "random")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny conditional GAN trained for one epoch on noise: right format, meaningless images."""
+    out = tmp_path_factory.mktemp("models") / "tiny-cgan"
+    GANTrainer(TINY, TrainOptions(epochs=1, batch_size=64), random_digits(), out, torch.device("cpu")).train()
+    return out

@@ -1,0 +1,131 @@
+"""The model folder format: exact round trips, strict validation, atomic writes, pickle-free state."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from latentctl import store
+from latentctl.errors import LatentctlError
+from latentctl.latent.sampling import generate, noise_for_seeds
+
+
+def copy_model(source, tmp_path):
+    target = tmp_path / "model"
+    shutil.copytree(source, target)
+    return target
+
+
+def test_a_loaded_model_generates_exactly_what_the_trained_one_did(tiny_model):
+    generator, config = store.load_model(tiny_model, "cgan")
+    again, _ = store.load_model(tiny_model, "cgan")
+    noise, labels = noise_for_seeds(range(8), config.latent_dim), torch.arange(8)
+    assert torch.equal(generate(generator, noise, labels), generate(again, noise, labels))
+
+
+def test_config_records_what_a_user_needs(tiny_model):
+    config = json.loads((tiny_model / "config.json").read_text())
+    assert config["kind"] == "cgan" and config["format"] == "latentctl.model"
+    assert config["labels"] == [str(d) for d in range(10)]
+    assert config["image_size"] == 28 and config["channels"] == 1 and config["latent_dim"] == 16
+    assert config["normalization"] == {"mean": [0.5], "std": [0.5]}
+    assert config["training"]["epochs"] == 1 and config["training"]["dataset"]["images"] == 256
+    assert config["latentctl_version"]
+
+
+def test_weights_are_plain_safetensors_without_pickle(tiny_model):
+    from safetensors import safe_open
+
+    with safe_open(str(tiny_model / "model.safetensors"), "pt") as weights:
+        assert "net.0.weight" in weights.keys()
+    for path in tiny_model.rglob("*"):
+        assert path.suffix not in (".pt", ".pth", ".pkl", ".bin")
+
+
+def test_a_model_of_another_kind_is_refused(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setitem(store.KINDS, "gan", ("an unconditional GAN", "latentctl train gan"))
+    model = copy_model(tiny_model, tmp_path)
+    config = json.loads((model / "config.json").read_text())
+    config["kind"] = "gan"
+    (model / "config.json").write_text(json.dumps(config))
+    with pytest.raises(LatentctlError, match=r"holds an unconditional GAN \(gan\), this command needs a "
+                                             r"conditional GAN \(cgan\)"):
+        store.load_model(model, "cgan")
+
+
+def test_a_missing_tensor_is_refused(tiny_model, tmp_path):
+    model = copy_model(tiny_model, tmp_path)
+    tensors = store.load_tensors(model / "model.safetensors")
+    del tensors["net.0.weight"]
+    store.save_tensors(model / "model.safetensors", tensors)
+    with pytest.raises(LatentctlError, match="missing net.0.weight"):
+        store.load_model(model, "cgan")
+
+
+def test_a_tensor_of_the_wrong_shape_is_refused(tiny_model, tmp_path):
+    model = copy_model(tiny_model, tmp_path)
+    tensors = store.load_tensors(model / "model.safetensors")
+    tensors["embed.weight"] = torch.zeros(11, 8)
+    store.save_tensors(model / "model.safetensors", tensors)
+    with pytest.raises(LatentctlError, match=r"wrong shape embed.weight \(11, 8\) != \(10, 8\)"):
+        store.load_model(model, "cgan")
+
+
+def test_a_truncated_weights_file_is_reported_as_corrupted(tiny_model, tmp_path):
+    model = copy_model(tiny_model, tmp_path)
+    data = (model / "model.safetensors").read_bytes()
+    (model / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(LatentctlError, match="corrupted"):
+        store.load_model(model, "cgan")
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c.pop("latent_dim"), "\"latent_dim\" must be a int"),
+    (lambda c: c.update(kind="vae"), "unknown kind 'vae'"),
+    (lambda c: c.update(format_version=99), "uses model format version 99"),
+    (lambda c: c.update(normalization={"mean": [0.5], "std": [0]}), "std\" must be positive"),
+    (lambda c: c["architecture"].update(image_size=30), "invalid architecture"),
+    (lambda c: c.update(labels=["a", "b"]), "contradicts itself"),
+])
+def test_an_invalid_config_is_refused_with_the_reason(tiny_model, tmp_path, edit, message):
+    model = copy_model(tiny_model, tmp_path)
+    config = json.loads((model / "config.json").read_text())
+    edit(config)
+    (model / "config.json").write_text(json.dumps(config))
+    with pytest.raises(LatentctlError, match=message.replace("(", r"\(")):
+        store.load_model(model, "cgan")
+
+
+def test_unparsable_config_json_is_reported(tiny_model, tmp_path):
+    model = copy_model(tiny_model, tmp_path)
+    (model / "config.json").write_text("{not json")
+    with pytest.raises(LatentctlError, match="not valid JSON"):
+        store.load_model(model, "cgan")
+
+
+def test_a_failed_write_leaves_the_previous_file_intact_and_no_temporary_behind(tmp_path):
+    target = tmp_path / "config.json"
+    store.write_json(target, {"version": 1})
+    with pytest.raises(OSError), store.atomic_path(target) as temporary:
+        temporary.write_text("{half")
+        raise OSError(28, "No space left on device")
+    assert json.loads(target.read_text()) == {"version": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
+
+
+def test_optimizer_state_round_trips_through_tensors_and_json():
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.5, 0.9))
+    model(torch.randn(4, 3)).sum().backward()
+    optimizer.step()
+    tensors, document = store.optimizer_to_tensors(optimizer, "opt")
+    restored = torch.optim.Adam(model.parameters(), lr=1.0)
+    store.optimizer_from_tensors(restored, tensors, json.loads(json.dumps(document)), "opt")
+    original, copy = optimizer.state_dict(), restored.state_dict()
+    assert copy["param_groups"] == original["param_groups"]
+    for index, entries in original["state"].items():
+        for name, value in entries.items():
+            assert torch.equal(copy["state"][index][name], value)
