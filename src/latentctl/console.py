@@ -73,8 +73,16 @@ def progress(description: str, total: float | None, unit: str = "", transient: b
     if not interactive():
         yield lambda amount=1, **fields: None
         return
-    from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn, TransferSpeedColumn)
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
 
     columns: list[Any] = [TextColumn("[bold]{task.description}"), BarColumn()]
     if unit == "bytes":

@@ -42,6 +42,8 @@ def fit_digit_classifier(images: torch.Tensor, labels: torch.Tensor, classes: in
     torch.manual_seed(seed)
     model = DigitClassifier(images.shape[1], classes).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    steps = epochs * -(-images.shape[0] // batch_size)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / steps)  # ends converged
     data, targets = to_unit_range(images).to(device), labels.to(device)
     model.train()
     for _ in range(epochs):
@@ -54,6 +56,7 @@ def fit_digit_classifier(images: torch.Tensor, labels: torch.Tensor, classes: in
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            schedule.step()
     return model.eval()
 
 
@@ -92,3 +95,22 @@ def conditional_accuracy(generator: nn.Module, judge: nn.Module, latent_dim: int
     return ConditionalScore(accuracy=correct.mean().item(),
                             per_label=correct.view(classes, per_label).mean(1).tolist(),
                             judge_accuracy=judge_accuracy)
+
+
+def within_label_diversity(images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean pixel-wise L1 distance between two different images of the same label, in [0, 2].
+
+    Images are floats in [-1, 1]. A generator that ignores its noise and draws one image per label scores
+    near 0; compare with the same measure on real images of the dataset.
+    """
+    distances, pairs = 0.0, 0
+    for label in labels.unique():
+        group = images[labels == label].flatten(1).float()
+        count = group.shape[0]
+        if count < 2:
+            continue
+        distances += torch.cdist(group, group, p=1).sum().item() / group.shape[1]
+        pairs += count * (count - 1)
+    if pairs == 0:
+        raise ValueError("need at least two images of one label")
+    return distances / pairs

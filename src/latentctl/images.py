@@ -99,7 +99,7 @@ def plot_curves(series: dict[str, Sequence[float]], path: Path, title: str, x_la
     palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd"]
     for index, (name, curve) in enumerate(series.items()):
         colour = palette[index % len(palette)]
-        points = [to_pixel(x, y) for x, y in zip(xs, curve) if y == y and abs(y) != float("inf")]
+        points = [to_pixel(x, y) for x, y in zip(xs, curve, strict=False) if y == y and abs(y) != float("inf")]
         if len(points) > 1:
             draw.line(points, fill=colour, width=2)
         draw.line([width - right - 120, top + 12 + 16 * index, width - right - 100, top + 12 + 16 * index],

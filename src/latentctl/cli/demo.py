@@ -14,7 +14,7 @@ from latentctl.cli.options import Device, Json, Seed
 # Sized for 2 CPU cores: about 3 minutes end to end, and recognisable digits of every class.
 DEMO_TRAIN_IMAGES = 12_000
 DEMO_TEST_IMAGES = 2_000
-DEMO_EPOCHS = 6
+DEMO_EPOCHS = 10
 DEMO_WIDTH = 32
 
 
@@ -43,15 +43,14 @@ def demo(
     import torch
 
     from latentctl import images as image_io
+    from latentctl.cli.train import run_training
     from latentctl.data.synth_digits import synth_digits
     from latentctl.device import resolve_device
-    from latentctl.evaluate import conditional_accuracy, fit_digit_classifier
+    from latentctl.evaluate import conditional_accuracy, fit_digit_classifier, to_unit_range, within_label_diversity
     from latentctl.latent.sampling import generate, interpolation_walks, noise_for_seeds
     from latentctl.store import load_model
     from latentctl.train.cgan import default_config, load_digits
     from latentctl.train.gan import GANTrainer, TrainOptions
-
-    from latentctl.cli.train import run_training
 
     started = time.perf_counter()
     torch_device = resolve_device(device)
@@ -84,21 +83,26 @@ def demo(
                                      out / "morph-1-to-7.png", scale=2)
 
     console.info("[4/4] scoring with an independent digit classifier trained on the dataset's own images")
-    judge = fit_digit_classifier(dataset.images, dataset.labels, epochs=2, seed=seed + 1, device=torch_device)
+    judge = fit_digit_classifier(dataset.images, dataset.labels, epochs=3, seed=seed + 1, device=torch_device)
     test = load_digits(data_root, "test")
     score = conditional_accuracy(generator, judge, config.latent_dim, classes=10, per_label=100,
                                  judge_test=(test.images, test.labels))
+    variety_labels = torch.arange(10).repeat_interleave(50)  # does each digit come in many styles?
+    variety_images = generate(generator, noise_for_seeds(range(50_000, 50_500), config.latent_dim), variety_labels)
+    variety = {"generated": round(within_label_diversity(variety_images, variety_labels), 4),
+               "real": round(within_label_diversity(to_unit_range(test.images), test.labels), 4)}
 
     minutes = (time.perf_counter() - started) / 60
     files = {"samples": grid_path, "interpolation": walk_path, "morph": morph_path, "model": model_dir,
              "loss curve": model_dir / "loss.png", "dataset": data_root}
     console.print_table("latentctl demo", ["what", "where"], [[k, v] for k, v in files.items()])
     console.info(f"generated digits recognised as the asked-for digit: {score.accuracy:.1%} "
-                 f"(judge's accuracy on real test digits: {score.judge_accuracy:.1%}); "
+                 f"(judge's accuracy on real test digits: {score.judge_accuracy:.1%}); variety within a digit "
+                 f"{variety['generated']:.3f} (real digits: {variety['real']:.3f}); "
                  f"{minutes:.1f} minutes in all")
     if json_output:
         console.emit_json({"command": "demo", "files": {k: str(v) for k, v in files.items()},
-                           "score": score.to_dict(), "epochs": epochs, "device": str(torch_device),
+                           "score": score.to_dict(), "variety": variety, "epochs": epochs, "device": str(torch_device),
                            "minutes": round(minutes, 2)})
     else:
         console.emit_path(grid_path)

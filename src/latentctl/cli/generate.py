@@ -85,7 +85,7 @@ def sample(
     written: list[dict[str, Any]] = []
     if individual:
         folder = _output_folder(out)
-        for index, (picture, label, image_seed) in enumerate(zip(pictures, labels.tolist(), seeds)):
+        for index, (picture, label, image_seed) in enumerate(zip(pictures, labels.tolist(), seeds, strict=True)):
             path = folder / f"{index:04d}-digit{config.labels[label]}-seed{image_seed}.png"
             image_io.save_image(image_io.to_pil(picture[None], nrow=1, padding=0, scale=scale or 1), path)
             written.append({"path": str(path), "label": config.labels[label], "seed": image_seed})
@@ -94,7 +94,7 @@ def sample(
         image_io.save_image(image_io.to_pil(pictures, nrow=columns, scale=_scale(scale, config)), out)
         written = [{"path": str(out), "index": i, "row": i // columns, "column": i % columns,
                     "label": config.labels[label], "seed": s}
-                   for i, (label, s) in enumerate(zip(labels.tolist(), seeds))]
+                   for i, (label, s) in enumerate(zip(labels.tolist(), seeds, strict=True))]
     console.info(f"wrote {len(pictures)} images to {out}")
     if json_output:
         console.emit_json({"command": "sample", "model": str(model), "output": str(out),

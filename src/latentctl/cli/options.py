@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 
-
 def _check_device(value: str) -> str:
     from latentctl.device import DEVICE_PATTERN
 

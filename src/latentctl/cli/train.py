@@ -36,6 +36,9 @@ def train_cgan(
     beta2: Annotated[float, typer.Option(min=0.0, max=0.9999, rich_help_panel=HYPER)] = 0.999,
     ema_decay: Annotated[float, typer.Option(min=0.0, max=0.9999, help="Decay of the generator's moving "
                                              "average, which is what gets saved.", rich_help_panel=HYPER)] = 0.999,
+    mode_seeking: Annotated[float, typer.Option(min=0.0, help="Weight of a mode-seeking term that pushes "
+                                                "for more variety within each digit (0: off).",
+                                                rich_help_panel=HYPER)] = 0.0,
     latent_dim: Annotated[int, typer.Option(min=1, help="Noise size.", rich_help_panel=ARCH)] = 100,
     gen_width: Annotated[int, typer.Option(min=4, help="Generator width (channels of its last hidden "
                                            "block).", rich_help_panel=ARCH)] = 64,
@@ -82,7 +85,7 @@ def train_cgan(
         console.info(f"resuming {out} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
     else:
         options = TrainOptions(epochs=epochs or 20, batch_size=batch_size, lr=lr, beta1=beta1, beta2=beta2,
-                               ema_decay=ema_decay, seed=seed, sample_every=sample_every)
+                               ema_decay=ema_decay, mode_seeking=mode_seeking, seed=seed, sample_every=sample_every)
         trainer = GANTrainer(default_config(latent_dim, gen_width, disc_width), options, dataset, out,
                              torch_device)
     console.info(f"training a conditional DCGAN on {dataset.name} ({dataset.images.shape[0]:,} images) "
