@@ -82,3 +82,9 @@ def test_json_goes_to_stdout_and_messages_to_stderr(cli, tiny_model, tmp_path):
 def test_no_colour_codes_when_output_is_not_a_terminal(cli, tmp_path):
     result = cli("sample", "--model", tmp_path / "nowhere")
     assert "\x1b[" not in result.stderr
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**32), "abc"])
+def test_an_out_of_range_seed_is_a_usage_error(cli, tiny_model, tmp_path, seed):
+    result = cli("sample", "--model", tiny_model, "--seed", seed, tmp_path / "x.png")
+    assert result.exit_code == 2 and not (tmp_path / "x.png").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import pytest
@@ -129,3 +130,14 @@ def test_optimizer_state_round_trips_through_tensors_and_json():
     for index, entries in original["state"].items():
         for name, value in entries.items():
             assert torch.equal(copy["state"][index][name], value)
+
+
+def test_atomic_writes_get_the_usual_permissions(tmp_path):
+    from latentctl.store import write_json
+
+    previous = os.umask(0o022)
+    try:
+        write_json(tmp_path / "a.json", {"a": 1})
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644

@@ -107,9 +107,16 @@ def atomic_path(path: Path) -> Iterator[Path]:
         yield temporary_path
         with open(temporary_path, "rb+") as written:
             os.fsync(written.fileno())
+        os.chmod(temporary_path, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would
         os.replace(temporary_path, path)
     finally:
         temporary_path.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: Path, document: Any) -> None:

@@ -18,8 +18,8 @@ def _check_device(value: str) -> str:
 
 Device = Annotated[str, typer.Option("--device", callback=_check_device, help="auto, cpu, cuda, cuda:N or mps "
                                      "(auto picks CUDA when present).", rich_help_panel="Runtime")]
-Seed = Annotated[int, typer.Option("--seed", help="Seed for every random choice; same seed, same result.",
-                                   rich_help_panel="Runtime")]
+Seed = Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, rich_help_panel="Runtime",
+                                   help="Seed for every random choice; same seed, same result.")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document describing the result on stdout.",
                                     rich_help_panel="Output")]
 DataRoot = Annotated[Path | None, typer.Option("--root", "--data-root",
