@@ -12,6 +12,8 @@ import json
 import pytest
 from PIL import Image
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):

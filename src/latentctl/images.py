@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from latentctl.errors import LatentctlError
 from latentctl.store import atomic_path
@@ -68,6 +68,7 @@ def plot_curves(series: dict[str, Sequence[float]], path: Path, title: str, x_la
     left, right, top, bottom = 60, 20, 36, 40
     picture = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(picture)
+    draw.font = _font()
     values = [v for curve in series.values() for v in curve if v == v and abs(v) != float("inf")]
     longest = max((len(curve) for curve in series.values()), default=0)
     draw.text((left, 10), title, fill="black")
@@ -97,15 +98,25 @@ def plot_curves(series: dict[str, Sequence[float]], path: Path, title: str, x_la
         draw.text((x - 10, height - bottom + 6), f"{x_value:.4g}", fill="black")
     draw.text((width // 2 - 20, height - 16), x_label, fill="black")
     palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd"]
-    for index, (name, curve) in enumerate(series.items()):
-        colour = palette[index % len(palette)]
+    for index, curve in enumerate(series.values()):
         points = [to_pixel(x, y) for x, y in zip(xs, curve, strict=False) if y == y and abs(y) != float("inf")]
         if len(points) > 1:
-            draw.line(points, fill=colour, width=2)
+            draw.line(points, fill=palette[index % len(palette)], width=2)
+    draw.rectangle([width - right - 126, top + 3, width - right - 4, top + 8 + 16 * len(series)],  # legend
+                   fill="white", outline="gray")
+    for index, name in enumerate(series):
+        colour = palette[index % len(palette)]
         draw.line([width - right - 120, top + 12 + 16 * index, width - right - 100, top + 12 + 16 * index],
                   fill=colour, width=3)
         draw.text((width - right - 94, top + 5 + 16 * index), name, fill="black")
     return save_image(picture, path)
+
+
+def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:  # Pillow's bundled scalable font needs FreeType; the bitmap fallback squeezes out spaces
+        return ImageFont.load_default(size=13)
+    except (OSError, ImportError):
+        return ImageFont.load_default()
 
 
 def save_walks(walks: torch.Tensor, path: Path, scale: int = 1, frame_ms: int = 120) -> Path:

@@ -61,7 +61,7 @@ def _os_error(error: OSError) -> LatentctlError:
 app = typer.Typer(
     name="latentctl",
     cls=_Root,
-    help="Controllable image generation with GANs: train, sample, interpolate and steer.",
+    help="Controllable image generation with GANs: train, sample and interpolate.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
@@ -82,7 +82,7 @@ def _root(
                                           help="Print the version and exit.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")] = False,
 ) -> None:
-    """Controllable image generation with GANs: train, sample, interpolate and steer.
+    """Controllable image generation with GANs: train, sample and interpolate.
 
     Data and models live under `$LATENTCTL_HOME` (default: a per-user data folder), so
     `latentctl interpolate --digit 7` works right after `latentctl train cgan`.

@@ -119,6 +119,7 @@ class GANTrainer:
         self.epoch_start_data_state = self.data_rng.get_state()
         self.loss_sums = torch.zeros(4, device=device)  # loss_d, loss_g, d_real, d_fake over this epoch
         self.history: dict[str, list[float]] = {"step": [], "loss_d": [], "loss_g": []}
+        self.logged = (0, 0.0, 0.0)  # step in epoch and loss sums at the last host read
         self.epochs: list[dict[str, float]] = []
         self.seconds = 0.0
         self.stop_requested = False
@@ -207,16 +208,24 @@ class GANTrainer:
         return True
 
     def _running_means(self) -> dict[str, float]:
-        """Read this epoch's mean losses (one host sync); stop on NaN/inf before anything is saved."""
-        loss_d, loss_g, d_real, d_fake = (self.loss_sums / max(self.step_in_epoch, 1)).tolist()
+        """Read this epoch's mean losses (one host sync); stop on NaN/inf before anything is saved.
+
+        The loss curve gets the mean over the steps since the previous read, not the epoch's running mean
+        (which would restart at every epoch and draw a saw).
+        """
+        sums = self.loss_sums.tolist()
+        loss_d, loss_g, d_real, d_fake = (value / max(self.step_in_epoch, 1) for value in sums)
+        window = self.step_in_epoch - self.logged[0]
+        if window > 0:
+            self.history["step"].append(self.global_step)
+            self.history["loss_d"].append((sums[0] - self.logged[1]) / window)
+            self.history["loss_g"].append((sums[1] - self.logged[2]) / window)
+        self.logged = (self.step_in_epoch, sums[0], sums[1])
         if not all(math.isfinite(v) for v in (loss_d, loss_g)):
             raise LatentctlError(
                 f"training diverged at epoch {self.epoch + 1}, step {self.step_in_epoch} "
                 f"(loss_d={loss_d}, loss_g={loss_g}); the last good checkpoint in {self.out_dir} is kept",
                 hint="lower --lr or change --seed, then --resume (or start over with --force)")
-        self.history["step"].append(self.global_step)
-        self.history["loss_d"].append(loss_d)
-        self.history["loss_g"].append(loss_g)
         return {"loss_d": loss_d, "loss_g": loss_g, "d_real": d_real, "d_fake": d_fake}
 
     def _finish_epoch(self, seconds: float) -> EpochReport:
@@ -229,6 +238,7 @@ class GANTrainer:
         self.epoch += 1
         self.step_in_epoch = 0
         self.loss_sums.zero_()
+        self.logged = (0, 0.0, 0.0)
         self.epoch_start_data_state = self.data_rng.get_state()
         self.epochs.append({"epoch": self.epoch, **means, "seconds": round(seconds, 3)})
         sample_path = None
@@ -247,7 +257,8 @@ class GANTrainer:
         path.parent.mkdir(parents=True, exist_ok=True)
         image_io.save_image(image_io.to_pil(pictures, nrow=SAMPLE_COLUMNS, scale=2), path)
         image_io.plot_curves({"discriminator": self.history["loss_d"], "generator": self.history["loss_g"]},
-                             self.out_dir / LOSS_PLOT, title=f"{self.kind} losses (epoch means so far)",
+                             self.out_dir / LOSS_PLOT,
+                             title=f"{self.kind} losses (means over every {self.options.log_every} steps)",
                              x_values=self.history["step"])
         return path
 
@@ -326,6 +337,8 @@ class GANTrainer:
             trainer.noise_rng.manual_seed(options.seed + 1 + state["global_step"])
         trainer.loss_sums = tensors["loss_sums"].to(device)
         trainer.epoch, trainer.step_in_epoch = state["epoch"], state["step_in_epoch"]
+        sums = trainer.loss_sums.tolist()
+        trainer.logged = (trainer.step_in_epoch, sums[0], sums[1])
         trainer.global_step, trainer.seconds = state["global_step"], state["seconds"]
         trainer.history, trainer.epochs = state["history"], state["epochs"]
         return trainer
