@@ -129,7 +129,7 @@ def test_divergence_stops_and_keeps_the_last_good_model(tmp_path):
         trainer.discriminator.head.bias.fill_(float("nan"))
     with pytest.raises(LatentctlError, match="diverged") as error:
         trainer.train()
-    assert "--resume" in error.value.hint
+    assert "--force" in error.value.hint
     assert (tmp_path / "model.safetensors").read_bytes() == good
     assert json.loads((tmp_path / "training_state.json").read_text())["epoch"] == 1
 
@@ -148,7 +148,7 @@ def test_ctrl_c_saves_exits_130_and_resume_finishes(digits, tmp_path):
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
-    assert "Traceback" not in stderr and "latentctl train cgan --resume" in stderr
+    assert "Traceback" not in stderr and f"latentctl train cgan --resume --out {out} --data-root {digits}" in stderr
     stopped_at = json.loads((out / "training_state.json").read_text())["epoch"]
     assert 1 <= stopped_at < 400
     store.load_model(out, "cgan")  # the model on disk is whole
@@ -161,3 +161,24 @@ def test_ctrl_c_saves_exits_130_and_resume_finishes(digits, tmp_path):
 
 def _weights(folder: Path) -> dict[str, bytes]:
     return {k: v.numpy().tobytes() for k, v in store.load_tensors(folder / "model.safetensors").items()}
+
+
+def test_force_with_a_wrong_data_root_keeps_the_old_run(cli, digits, tmp_path):
+    out = tmp_path / "run"
+    train(cli, digits, out, "--epochs", "1")
+    result = cli("train", "cgan", "--data-root", tmp_path / "typo", "--out", out, "--force")
+    assert result.exit_code == 1
+    assert (out / "model.safetensors").is_file() and (out / "training_state.json").is_file()
+
+
+def test_resume_says_which_new_settings_it_ignores(cli, digits, tmp_path):
+    out = tmp_path / "run"
+    train(cli, digits, out, "--epochs", "1")
+    result = cli("train", "cgan", "--data-root", digits, "--out", out, "--resume", "--epochs", "2", "--lr", "0.1")
+    assert result.exit_code == 0
+    assert "ignoring --lr" in result.stderr
+    assert json.loads((out / "training_state.json").read_text())["options"]["lr"] == 2e-4
+
+
+def test_a_zero_learning_rate_is_a_usage_error(cli, digits, tmp_path):
+    assert train(cli, digits, tmp_path / "run", "--lr", "0").exit_code == 2

@@ -2,7 +2,8 @@
 
 Standard output is reserved for machine-readable results (``--json``) and for the paths a command
 writes, so ``latentctl sample --json out.png | jq`` always parses. Everything meant for a person goes
-to stderr, without colours or bars when stderr is not a terminal or ``NO_COLOR`` is set.
+to stderr: without colours when ``NO_COLOR`` is set, and without colours or bars when stderr is not a
+terminal (a pipe, a log file, CI).
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ class ModelConfig:
         """Validate a parsed ``config.json``; raise LatentctlError naming the first problem."""
         def bad(problem: str) -> LatentctlError:
             return LatentctlError(f"{source} is not a valid latentctl model config: {problem}",
-                                  hint="re-export the model with this version of latentctl, or retrain it")
+                                  hint="it was edited or comes from another tool: restore the original, or retrain")
 
         if not isinstance(document, dict) or document.get("format") != FORMAT:
             raise bad(f"missing \"format\": \"{FORMAT}\"")
@@ -156,7 +156,7 @@ def load_tensors(path: Path) -> dict[str, Any]:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as error:
         raise LatentctlError(f"{path} is corrupted or not a safetensors file ({error})",
-                             hint="restore it, pull the model again, or retrain") from None
+                             hint="restore it from where you got it, or retrain") from None
 
 
 # ------------------------------------------------------------------------------------------- model folders
@@ -172,6 +172,8 @@ def save_model(directory: Path, config: ModelConfig, module: Any) -> None:
 
 def read_config(directory: Path, kind: str | None = None) -> ModelConfig:
     """Read and validate a model folder's config, checking its kind when ``kind`` is given."""
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"unknown model kind {kind!r} (known: {', '.join(KINDS)})")
     directory = Path(directory)
     if not directory.exists():
         raise LatentctlError(f"no model at {directory}",

@@ -11,7 +11,7 @@ import typer
 from latentctl import console
 from latentctl.cli.options import Device, Json, Seed
 
-# Sized for 2 CPU cores: about 3 minutes end to end, and recognisable digits of every class.
+# Sized for 2 CPU cores: about 2 minutes end to end, and recognisable digits of every class.
 DEMO_TRAIN_IMAGES = 12_000
 DEMO_TEST_IMAGES = 2_000
 DEMO_EPOCHS = 10
@@ -61,7 +61,7 @@ def demo(
     synth_digits(data_root, n_train=DEMO_TRAIN_IMAGES, n_test=DEMO_TEST_IMAGES, seed=seed)
     dataset = load_digits(data_root)
 
-    console.info(f"[2/4] training a small conditional DCGAN for {epochs} epochs on {torch_device}")
+    console.info(f"[2/4] training a small conditional DCGAN for {epochs} epoch{'s' * (epochs != 1)} on {torch_device}")
     options = TrainOptions(epochs=epochs, batch_size=64, seed=seed, sample_every=epochs)
     trainer = GANTrainer(default_config(gen_width=DEMO_WIDTH, disc_width=DEMO_WIDTH), options, dataset,
                          model_dir, torch_device)
@@ -94,7 +94,7 @@ def demo(
 
     minutes = (time.perf_counter() - started) / 60
     files = {"samples": grid_path, "interpolation": walk_path, "morph": morph_path, "model": model_dir,
-             "loss curve": model_dir / "loss.png", "dataset": data_root}
+             "loss_curve": model_dir / "loss.png", "dataset": data_root}
     console.print_table("latentctl demo", ["what", "where"], [[k, v] for k, v in files.items()])
     console.info(f"generated digits recognised as the asked-for digit: {score.accuracy:.1%} "
                  f"(judge's accuracy on real test digits: {score.judge_accuracy:.1%}); variety within a digit "

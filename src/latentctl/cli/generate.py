@@ -29,8 +29,8 @@ def register(app: typer.Typer) -> None:
 
 
 def sample(
-    out: Annotated[Path | None, typer.Argument(help="PNG grid to write (a folder with --individual) "
-                                               "[default: sample-<digit|all>-seed<S>.png].")] = None,
+    out: Annotated[Path | None, typer.Argument(help="PNG grid to write (a folder with --individual) [default: "
+                                               "sample-DIGIT-seedS.png, DIGIT being all without --digit].")] = None,
     model: Model = None,
     n: Annotated[int, typer.Option("--n", min=1, max=10000, help="How many images.")] = 64,
     digit: Annotated[int | None, typer.Option("--digit", min=0, help="Only this digit.")] = None,
@@ -46,8 +46,9 @@ def sample(
 ) -> None:
     """Generate digits from a trained cGAN as a grid PNG or as individual files.
 
-    Image i uses seed S+i, so any image can be regenerated alone: `--seed 17 --n 1` repeats the 18th
-    image of `--seed 0`. Without --digit or --per-digit, column j of the grid shows digit j.
+    Image i uses seed S+i, so any image can be regenerated alone: `--digit 7 --seed 17 --n 1` repeats
+    the 18th image of `--digit 7 --seed 0`. Without --digit or --per-digit, image i shows digit i mod 10
+    (column j of the grid shows digit j). --per-digit takes the place of --n.
 
     Examples:
 
@@ -105,7 +106,7 @@ def sample(
 
 def interpolate(
     out: Annotated[Path | None, typer.Argument(help="Output .png (a strip per row) or .gif (animated) "
-                                               "[default: interpolate-<digit>[-to-<digit>].png].")] = None,
+                                               "[default: interpolate-D.png or interpolate-D-to-E.png].")] = None,
     model: Model = None,
     digit: Annotated[int | None, typer.Option("--digit", min=0, help="Digit to walk through "
                                               "[default: row r shows digit r].")] = None,

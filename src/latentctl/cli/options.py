@@ -23,5 +23,6 @@ Seed = Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, rich_help_pan
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document describing the result on stdout.",
                                     rich_help_panel="Output")]
 DataRoot = Annotated[Path | None, typer.Option("--root", "--data-root",
-                                               help="Dataset folder [default: $LATENTCTL_HOME/data/<name>].",
+                                               help="Dataset folder [default: $LATENTCTL_HOME/data/ followed by "
+                                               "the dataset name].",
                                                file_okay=False)]

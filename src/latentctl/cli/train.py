@@ -22,18 +22,27 @@ HYPER = "Hyper-parameters"
 ARCH = "Architecture"
 
 
+def _positive(value: float) -> float:
+    if not value > 0:
+        raise typer.BadParameter(f"{value} is not > 0")
+    return value
+
+
 @app.command("cgan")
 def train_cgan(
+    context: typer.Context,
     data_root: DataRoot = None,
     out: Annotated[Path | None, typer.Option("--out", help="Model folder to write "
                                              "[default: $LATENTCTL_HOME/models/cgan-mnist].")] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="Total epochs [default: 20; with --resume: "
                                                "the run's own].", rich_help_panel=HYPER)] = None,
     batch_size: Annotated[int, typer.Option(min=2, help="Images per step.", rich_help_panel=HYPER)] = 128,
-    lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate (both networks).",
+    lr: Annotated[float, typer.Option(callback=_positive, help="Adam learning rate (both networks).",
                                       rich_help_panel=HYPER)] = 2e-4,
-    beta1: Annotated[float, typer.Option(min=0.0, max=0.999, rich_help_panel=HYPER)] = 0.5,
-    beta2: Annotated[float, typer.Option(min=0.0, max=0.9999, rich_help_panel=HYPER)] = 0.999,
+    beta1: Annotated[float, typer.Option(min=0.0, max=0.999, help="Adam's first-moment decay (0.5 as in "
+                                         "DCGAN: less momentum, steadier GAN games).", rich_help_panel=HYPER)] = 0.5,
+    beta2: Annotated[float, typer.Option(min=0.0, max=0.9999, help="Adam's second-moment decay.",
+                                         rich_help_panel=HYPER)] = 0.999,
     ema_decay: Annotated[float, typer.Option(min=0.0, max=0.9999, help="Decay of the generator's moving "
                                              "average, which is what gets saved.", rich_help_panel=HYPER)] = 0.999,
     mode_seeking: Annotated[float, typer.Option(min=0.0, help="Weight of a mode-seeking term that pushes "
@@ -73,11 +82,13 @@ def train_cgan(
         raise typer.BadParameter("--resume continues a run and --force replaces it: pick one",
                                  param_hint="--resume/--force")
     out = out or paths.model_dir("cgan-mnist")
+    custom_data = data_root is not None
     data_root = data_root or paths.data_dir("mnist")
     torch_device = resolve_device(device)
+    dataset = load_digits(data_root)  # before --force clears anything: a typo in --data-root loses nothing
     _prepare_out(out, resume=resume, force=force)
-    dataset = load_digits(data_root)
     if resume:
+        _warn_ignored_with_resume(context)
         trainer = GANTrainer.resume(out, dataset, torch_device, epochs=epochs, warn=console.warn)
         if trainer.epoch >= trainer.options.epochs:
             raise LatentctlError(f"{out} has already trained {trainer.epoch} of {trainer.options.epochs} "
@@ -92,7 +103,24 @@ def train_cgan(
                  f"on {torch_device} for {trainer.options.epochs} epochs -> {out}")
     torch.set_float32_matmul_precision("high")
     finished = run_training(trainer)
-    _report(trainer, out, finished, json_output)
+    resume_command = f"latentctl train cgan --resume --out {out}"
+    if custom_data:
+        resume_command += f" --data-root {data_root}"
+    _report(trainer, out, finished, json_output, resume_command)
+
+
+RESUME_KEEPS = ("batch_size", "lr", "beta1", "beta2", "ema_decay", "mode_seeking", "latent_dim", "gen_width",
+                "disc_width", "sample_every", "seed")
+
+
+def _warn_ignored_with_resume(context: typer.Context) -> None:
+    """A resumed run keeps its own settings (only --epochs may change); say so if others were given."""
+    sources = {name: context.get_parameter_source(name) for name in RESUME_KEEPS}
+    given = [name for name, source in sources.items() if source is not None and source.name != "DEFAULT"]
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        console.warn(f"ignoring {flags}: a resumed run keeps the settings it started with (only --epochs "
+                     "can change); use --force to start over with new ones")
 
 
 def _prepare_out(out: Path, resume: bool, force: bool) -> None:
@@ -105,7 +133,8 @@ def _prepare_out(out: Path, resume: bool, force: bool) -> None:
     if not force:
         raise LatentctlError(f"{out} already holds a training run",
                              hint="pass --resume to continue it, --force to start over, or --out elsewhere")
-    for name in (store.STATE_JSON_FILE, store.STATE_TENSORS_FILE, store.CONFIG_FILE, store.WEIGHTS_FILE):
+    for name in (store.STATE_JSON_FILE, store.STATE_TENSORS_FILE, store.CONFIG_FILE, store.WEIGHTS_FILE,
+                 "loss.png"):
         (out / name).unlink(missing_ok=True)
     shutil.rmtree(out / "samples", ignore_errors=True)
 
@@ -173,7 +202,7 @@ class _TrainingDisplay:
                          f"{report.seconds:.1f}s" + (f"  -> {report.sample_path}" if report.sample_path else ""))
 
 
-def _report(trainer: Any, out: Path, finished: bool, json_output: bool) -> None:
+def _report(trainer: Any, out: Path, finished: bool, json_output: bool, resume_command: str) -> None:
     training = trainer.model_config().training
     if json_output:
         console.emit_json({"command": "train cgan", "model": str(out), "complete": finished,
@@ -183,7 +212,7 @@ def _report(trainer: Any, out: Path, finished: bool, json_output: bool) -> None:
     if not finished:
         console.info(f"interrupted at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}: checkpoint "
                      f"saved in {out}")
-        console.info(f"continue with: latentctl train cgan --resume --out {out}")
+        console.info(f"continue with: {resume_command}")
         raise typer.Exit(EXIT_INTERRUPTED)
     console.info(f"done: {trainer.epoch} epochs in {training['seconds']:.0f}s; model in {out}")
     if not json_output:

@@ -233,5 +233,5 @@ def _all_mirrors_failed(
         )
     kept = " (the partial download is kept and resumes)" if partial_kept else ""
     return LatentctlError(
-        f"could not download {name}: {summary}", hint=f"try again later{kept}, or pass --mirror URL"
+        f"could not download {name}: {summary}", hint=f"try again later{kept}, or pass --mirror URL to another copy"
     )

@@ -48,7 +48,7 @@ SYNTHETIC_MARKER = "SYNTHETIC.json"
 IMAGE_SIZE = 28
 NUM_CLASSES = 10
 MISSING_HINT = "run 'latentctl data download mnist' (or 'latentctl data synth digits' for an offline stand-in)"
-CORRUPTED_HINT = ("delete the damaged file and run 'latentctl data download mnist' again (or 'latentctl data "
+CORRUPTED_HINT = ("run 'latentctl data download mnist' again: it replaces damaged files (or 'latentctl data "
                   "synth digits' for a synthetic set)")
 MISMATCH_HINT = ("the images and labels files come from different sets: run 'latentctl data download mnist' "
                  "(or 'latentctl data synth digits') again")

@@ -196,6 +196,7 @@ class GANTrainer:
             while self.step_in_epoch < self.steps_per_epoch:
                 if self.stop_requested:
                     self.seconds += time.perf_counter() - started
+                    self._running_means()  # never save a state that already diverged
                     self.save_checkpoint()
                     return False
                 self.train_step(order[self.step_in_epoch * batch:(self.step_in_epoch + 1) * batch])
@@ -225,7 +226,7 @@ class GANTrainer:
             raise LatentctlError(
                 f"training diverged at epoch {self.epoch + 1}, step {self.step_in_epoch} "
                 f"(loss_d={loss_d}, loss_g={loss_g}); the last good checkpoint in {self.out_dir} is kept",
-                hint="lower --lr or change --seed, then --resume (or start over with --force)")
+                hint="start over with --force and a lower --lr or another --seed")
         return {"loss_d": loss_d, "loss_g": loss_g, "d_real": d_real, "d_fake": d_fake}
 
     def _finish_epoch(self, seconds: float) -> EpochReport:
@@ -234,7 +235,7 @@ class GANTrainer:
             raise LatentctlError(
                 f"the discriminator collapsed at epoch {self.epoch + 1} (it rejects every generated image, "
                 f"so the generator gets no signal); the last good checkpoint in {self.out_dir} is kept",
-                hint="lower --lr, or restart with another --seed")
+                hint="start over with --force and a lower --lr or another --seed")
         self.epoch += 1
         self.step_in_epoch = 0
         self.loss_sums.zero_()
