@@ -115,7 +115,7 @@ def test_an_output_in_a_missing_folder_fails_cleanly(cli, tiny_model, tmp_path):
 def test_an_unknown_output_format_fails_cleanly(cli, tiny_model, tmp_path):
     result = cli("interpolate", "--model", tiny_model, "--digit", "7", tmp_path / "walk.mp4")
     assert result.exit_code == 1
-    assert ".png or .gif" in result.stderr
+    assert ".png" in result.stderr and ".gif" in result.stderr
     assert list(tmp_path.iterdir()) == []
 
 
@@ -124,3 +124,8 @@ def test_a_folder_that_is_not_a_model_is_refused(cli, tmp_path):
     result = cli("sample", "--model", tmp_path / "model", tmp_path / "x.png")
     assert result.exit_code == 1
     assert "not a latentctl model folder" in result.stderr
+
+
+def test_a_bad_output_path_fails_before_the_model_is_even_read(cli, tmp_path):
+    result = cli("sample", "--model", tmp_path / "no-model", tmp_path / "grid.mp4")
+    assert result.exit_code == 1 and ".png" in result.stderr and "no model" not in result.stderr

@@ -199,6 +199,15 @@ def test_synth_refuses_to_replace_official_files_without_force(cli, monkeypatch:
     assert str(official) in json.loads(forced.stdout)["files"]
 
 
+def test_synth_refuses_to_shadow_uncompressed_mnist_files_without_force(cli) -> None:
+    root = paths.data_dir("mnist")
+    root.mkdir(parents=True)
+    (root / "train-images-idx3-ubyte").write_bytes(b"a torchvision-style copy")
+    refused = cli("data", "synth", "digits", "--n-train", "20", "--n-test", "10")
+    assert refused.exit_code == 1 and "train-images-idx3-ubyte" in refused.stderr
+    assert not (root / "train-images-idx3-ubyte.gz").exists()
+
+
 # ------------------------------------------------------------------------------------------------ checking
 
 def test_check_passes_on_a_synthetic_set_and_reports_it_not_official(cli, synthetic_home: Path) -> None:

@@ -182,3 +182,21 @@ def test_resume_says_which_new_settings_it_ignores(cli, digits, tmp_path):
 
 def test_a_zero_learning_rate_is_a_usage_error(cli, digits, tmp_path):
     assert train(cli, digits, tmp_path / "run", "--lr", "0").exit_code == 2
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_never_aborts_a_checkpoint_being_written(tmp_path):
+    from latentctl.cli.train import _stop_on_interrupt
+
+    trainer = GANTrainer(TINY, TrainOptions(epochs=1, batch_size=32), random_digits(64), tmp_path,
+                         torch.device("cpu"))
+    with _stop_on_interrupt(trainer):
+        trainer.saving = True
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)  # would abort at once were no checkpoint being written
+        time.sleep(0.1)
+        assert trainer.stop_requested
+        trainer.saving = False
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.1)

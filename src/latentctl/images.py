@@ -32,6 +32,7 @@ def check_writable(path: Path) -> None:
                              hint="create it first, or choose another output path")
     if path.is_dir():
         raise LatentctlError(f"{path} is a folder", hint="give a file name ending in .png or .gif")
+    _format(path)  # an unknown extension fails here, before any work
 
 
 def save_image(picture: Image.Image, path: Path) -> Path:

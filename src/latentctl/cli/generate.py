@@ -66,6 +66,8 @@ def sample(
 
     if digit is not None and per_digit is not None:
         raise typer.BadParameter("--digit and --per-digit exclude each other", param_hint="--digit")
+    out = out or Path(f"sample-{'all' if digit is None else digit}-seed{seed}" + ("" if individual else ".png"))
+    _check_output(out, folder=individual)  # before any work: a bad path fails fast
     model = model or paths.model_dir("cgan-mnist")
     generator, config = load_model(model, "cgan", resolve_device(device))
     label_count = len(config.labels)
@@ -82,16 +84,15 @@ def sample(
     seeds = list(range(seed, seed + labels.shape[0]))
     pictures = generate(generator, noise_for_seeds(seeds, config.latent_dim, truncation), labels)
 
-    out = out or Path(f"sample-{'all' if digit is None else digit}-seed{seed}" + ("" if individual else ".png"))
     written: list[dict[str, Any]] = []
     if individual:
-        folder = _output_folder(out)
+        folder = out
+        folder.mkdir(exist_ok=True)
         for index, (picture, label, image_seed) in enumerate(zip(pictures, labels.tolist(), seeds, strict=True)):
             path = folder / f"{index:04d}-digit{config.labels[label]}-seed{image_seed}.png"
             image_io.save_image(image_io.to_pil(picture[None], nrow=1, padding=0, scale=scale or 1), path)
             written.append({"path": str(path), "label": config.labels[label], "seed": image_seed})
     else:
-        image_io.check_writable(out)
         image_io.save_image(image_io.to_pil(pictures, nrow=columns, scale=_scale(scale, config)), out)
         written = [{"path": str(out), "index": i, "row": i // columns, "column": i % columns,
                     "label": config.labels[label], "seed": s}
@@ -139,15 +140,15 @@ def interpolate(
 
     if to_digit is not None and digit is None:
         raise typer.BadParameter("--to-digit needs --digit (the digit to start from)", param_hint="--to-digit")
+    if out is None:
+        out = Path(f"interpolate-{'all' if digit is None else digit}"
+                   + (f"-to-{to_digit}" if to_digit is not None else "") + ".png")
+    _check_output(out, folder=False)
     model = model or paths.model_dir("cgan-mnist")
     generator, config = load_model(model, "cgan", resolve_device(device))
     start_labels = [(_label_index(config.labels, digit) if digit is not None else r % len(config.labels))
                     for r in range(rows)]
     end_labels = [_label_index(config.labels, to_digit)] * rows if to_digit is not None else start_labels
-    if out is None:
-        out = Path(f"interpolate-{'all' if digit is None else digit}"
-                   + (f"-to-{to_digit}" if to_digit is not None else "") + ".png")
-    image_io.check_writable(out)
     walks = interpolation_walks(generator, config.latent_dim, seed, rows, frames, mode.value,
                                 start_labels, end_labels)
     image_io.save_walks(walks, out, scale=_scale(scale, config), frame_ms=frame_ms)
@@ -174,10 +175,15 @@ def _scale(scale: int | None, config: Any) -> int:
     return scale if scale is not None else (2 if config.image_size < 64 else 1)
 
 
-def _output_folder(out: Path) -> Path:
+def _check_output(out: Path, folder: bool) -> None:
+    """Fail before loading anything when ``out`` cannot be written."""
+    from latentctl import images as image_io
+
+    if not folder:
+        image_io.check_writable(out)
+        return
     if out.exists() and not out.is_dir():
         raise LatentctlError(f"{out} is a file", hint="--individual writes into a folder: give a folder path")
     if not out.parent.exists():
         raise LatentctlError(f"the folder {out.parent} does not exist", hint="create it first")
-    out.mkdir(exist_ok=True)
-    return out
+

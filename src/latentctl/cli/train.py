@@ -148,6 +148,10 @@ def run_training(trainer: Any) -> bool:
 @contextmanager
 def _stop_on_interrupt(trainer: Any) -> Iterator[None]:
     def request_stop(signum: int, frame: Any) -> None:
+        if trainer.saving:  # aborting mid-write would leave old and new checkpoint files side by side
+            trainer.stop_requested = True
+            console.info("finishing the checkpoint being written, then stopping")
+            return
         if trainer.stop_requested:  # a second Ctrl-C: stop now
             raise KeyboardInterrupt
         trainer.stop_requested = True

@@ -64,7 +64,7 @@ def synth_digits(root: Path, n_train: int = 60000, n_test: int = 10000, seed: in
         raise LatentctlError("both splits need at least one digit", hint="pass --n-train and --n-test >= 1")
     official = _official_files_in(root)
     if official and not force:
-        raise LatentctlError(f"{root} already holds the official MNIST files ({', '.join(official)})",
+        raise LatentctlError(f"{root} already holds MNIST files ({', '.join(official)})",
                              hint="pass --force to replace them with synthetic digits, or choose another --root")
     total = n_train + n_test
     glyphs = render_glyphs()
@@ -85,8 +85,16 @@ def synth_digits(root: Path, n_train: int = 60000, n_test: int = 10000, seed: in
 
 
 def _official_files_in(root: Path) -> list[str]:
-    """Return the names of the files in ``root`` that are byte-identical to the published MNIST files."""
-    return [name for name, md5 in OFFICIAL_MD5.items() if (root / name).is_file() and md5_file(root / name) == md5]
+    """Return the names of the MNIST files in ``root`` that synthetic digits would replace or shadow.
+
+    The gzipped files count when they are byte-identical to the published ones; uncompressed copies (as
+    torchvision keeps them, with no published checksum) count unless the folder is already synthetic,
+    since the synthetic ``.gz`` files would be read in their place.
+    """
+    official = [name for name, md5 in OFFICIAL_MD5.items() if (root / name).is_file() and md5_file(root / name) == md5]
+    if not (root / SYNTHETIC_MARKER).is_file():
+        official += [name[:-3] for name in OFFICIAL_MD5 if (root / name[:-3]).is_file()]
+    return official
 
 
 def render_glyphs() -> torch.Tensor:

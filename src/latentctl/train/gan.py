@@ -123,6 +123,7 @@ class GANTrainer:
         self.epochs: list[dict[str, float]] = []
         self.seconds = 0.0
         self.stop_requested = False
+        self.saving = False  # a checkpoint is being written: an abort now would mix old and new files
         fixed_labels = torch.arange(config.num_classes or 1).repeat_interleave(SAMPLE_COLUMNS)
         self.fixed_labels = fixed_labels if config.conditional else None
         self.fixed_noise = noise_for_seeds(range(len(fixed_labels)), config.latent_dim)
@@ -281,6 +282,13 @@ class GANTrainer:
 
     def save_checkpoint(self) -> None:
         """Write training state, then the EMA generator, then config.json; each file atomically."""
+        self.saving = True
+        try:
+            self._write_checkpoint()
+        finally:
+            self.saving = False
+
+    def _write_checkpoint(self) -> None:
         tensors: dict[str, torch.Tensor] = {}
         for prefix, module in (("generator", self.generator), ("ema", self.ema),
                                ("discriminator", self.discriminator)):
