@@ -10,9 +10,9 @@ import pytest
 
 from latentctl import __version__
 
-COMMANDS = [[], ["data"], ["data", "download"], ["data", "check"], ["data", "synth"], ["train"],
+COMMANDS = [[], ["data"], ["data", "download"], ["data", "check"], ["data", "synth"], ["data", "import"], ["train"],
             ["train", "cgan"], ["sample"], ["interpolate"], ["demo"]]
-LEAVES = [["data", "download"], ["data", "check"], ["data", "synth"], ["train", "cgan"], ["sample"],
+LEAVES = [["data", "download"], ["data", "check"], ["data", "synth"], ["data", "import"], ["train", "cgan"], ["sample"],
           ["interpolate"], ["demo"]]
 
 

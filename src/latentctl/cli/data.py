@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from enum import Enum
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -16,6 +17,7 @@ from latentctl.cli.options import DataRoot, Json, Seed
 from latentctl.errors import LatentctlError
 
 if TYPE_CHECKING:
+    from latentctl.data.celeba import CelebaCheck
     from latentctl.data.mnist import MnistCheck
 
 app = typer.Typer(help="Download, check and synthesise datasets.", no_args_is_help=True)
@@ -25,12 +27,20 @@ class Dataset(str, Enum):
     """Datasets that can be downloaded and checked."""
 
     mnist = "mnist"
+    celeba = "celeba"
+
+
+class ImportableSet(str, Enum):
+    """Datasets that can be imported from files the user already has."""
+
+    celeba = "celeba"
 
 
 class SyntheticSet(str, Enum):
     """Datasets that can be generated offline."""
 
     digits = "digits"
+    faces = "faces"
 
 
 DatasetArgument = Annotated[Dataset, typer.Argument(help="The dataset.", show_default=False)]
@@ -56,6 +66,10 @@ def download(
     """
     from latentctl.data.mnist import download_mnist
 
+    if dataset is Dataset.celeba:
+        raise LatentctlError("latentctl cannot download CelebA yet (Google Drive quotas and Kaggle logins stand "
+                             "in the way)", hint="download it in a browser, then run 'latentctl data import celeba "
+                             "PATH' with the folder or zip")
     root = root or paths.data_dir(dataset.value)
     console.info(f"downloading {dataset.value} into {root}")
     with _DownloadBars() as bars:
@@ -105,24 +119,44 @@ class _DownloadBars:
 
 
 @app.command("check")
-def check(dataset: DatasetArgument, root: DataRoot = None, json_output: Json = False) -> None:
-    """Check a dataset's files: present, readable, official checksums, counts and the label histogram.
+def check(
+    dataset: DatasetArgument,
+    root: DataRoot = None,
+    deep: Annotated[bool, typer.Option("--deep", help="CelebA only: decode every image, in parallel, and list the "
+                                       "unreadable ones (minutes for the full set).")] = False,
+    json_output: Json = False,
+) -> None:
+    """Check a dataset's files: present, readable, official checksums, counts, labels or attributes.
 
-    Exits with status 1, naming each problem, when a file is missing or corrupted. Synthetic files
-    (from `latentctl data synth digits`) pass, reported as not official.
+    Exits with status 1, naming each problem, when a file is missing or corrupted, or (CelebA) when the
+    images and the annotation rows disagree. Synthetic files (from `latentctl data synth ...`) pass,
+    reported as not official.
 
     Examples:
 
         latentctl data check mnist
         latentctl data check mnist --root ./mnist --json | jq .ok
+        latentctl data check celeba --deep
     """
-    from latentctl.data.mnist import check_mnist
-
     root = root or paths.data_dir(dataset.value)
-    report = check_mnist(root)
+    report: MnistCheck | CelebaCheck
+    if dataset is Dataset.celeba:
+        from latentctl.data.celeba import check_celeba
+
+        with console.progress("decoding", total=None) as advance:
+            report = check_celeba(root, deep=deep, on_progress=_RunningTotal(advance).update)
+    else:
+        from latentctl.data.mnist import check_mnist
+
+        if deep:
+            console.warn("--deep only applies to celeba; MNIST is always read in full")
+        report = check_mnist(root)
     if json_output:
         console.emit_json({"command": "data check", "dataset": dataset.value, **report.to_json()})
-    _print_check(report)
+    if dataset is Dataset.celeba:
+        _print_celeba_check(report)
+    else:
+        _print_check(report)
     if not report.ok:
         raise LatentctlError(f"{dataset.value} in {root} fails the check: {'; '.join(report.problems)}",
                              hint=report.hint)
@@ -147,28 +181,116 @@ def _print_check(report: MnistCheck) -> None:
                      f"{report.synthetic.get('seed', '?')}), not the official MNIST files")
 
 
+def _print_celeba_check(report: CelebaCheck) -> None:
+    """Render a CelebA check to stderr: counts against the official ones, consistency, the top base rates."""
+    from latentctl.data.celeba import OFFICIAL_IMAGES, OFFICIAL_SPLIT_COUNTS
+
+    if report.layout is None:
+        return  # nothing found: the error that follows says it all
+    splits = report.split_counts or {}
+    rows = [["images on disk", _count(report.images_on_disk), f"{OFFICIAL_IMAGES:,}"],
+            ["attribute rows", _count(report.attribute_rows), f"{OFFICIAL_IMAGES:,}"],
+            *([f"{split} split", _count(splits.get(split)), f"{official:,}"]
+              for split, official in OFFICIAL_SPLIT_COUNTS.items())]
+    console.print_table(f"CelebA in {report.root} ({report.layout} layout)", ["", "count", "official"], rows)
+    checks = [["images without a row", _count(report.images_without_row_count)],
+              ["rows without an image", _count(report.rows_without_image_count)]]
+    checks += [[f"{name} md5", "official" if found["official"] else found["md5"][:12] + "… (not official)"]
+               for name, found in report.annotation_md5.items()]
+    if report.deep:
+        checks.append(["unreadable images", f"{len(report.unreadable):,} of {_count(report.decoded)} decoded"])
+    console.print_table("checks", ["check", "result"], checks)
+    if report.base_rates:
+        top = sorted(report.base_rates.items(), key=lambda item: -item[1])[:10]
+        console.print_table("most common attributes", ["attribute", "base rate"],
+                            [[name, f"{rate:.1%}"] for name, rate in top])
+    if report.expected == "synthetic":
+        console.info(f"synthetic faces made by 'latentctl data synth faces' (seed "
+                     f"{(report.synthetic or {}).get('seed', '?')}), not the official CelebA")
+    elif report.expected == "matches":
+        console.info("the counts match the official CelebA")
+    elif report.expected == "differs":
+        console.info("the counts differ from the official CelebA (a subset, or a different release)")
+
+
+@app.command("import")
+def import_(
+    dataset: Annotated[ImportableSet, typer.Argument(help="The dataset.", show_default=False)],
+    source: Annotated[Path, typer.Argument(help="A CelebA folder (official or Kaggle layout), "
+                                           "img_align_celeba.zip with the annotation files beside it, or "
+                                           "Kaggle's archive.zip.", exists=True, show_default=False)],
+    root: DataRoot = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace a CelebA already in --root.")] = False,
+    json_output: Json = False,
+) -> None:
+    """Install a dataset you downloaded yourself where latentctl looks for it, in the official layout.
+
+    Takes the official folder or zip, or Kaggle's; Kaggle's CSV annotations become the official txt
+    files. Folders are hard-linked or copied, never moved. The result is checked before it replaces
+    anything, so a failed import leaves --root as it was. Prints the dataset folder.
+
+    Examples:
+
+        latentctl data import celeba ~/Downloads/img_align_celeba.zip
+        latentctl data import celeba ~/Downloads/archive.zip --root ./celeba --json
+    """
+    from latentctl.data.celeba import import_celeba
+
+    root = root or paths.data_dir(dataset.value)
+    console.info(f"importing {dataset.value} from {source} into {root}")
+    started = time.perf_counter()
+    with console.progress("files", total=None) as advance:
+        result = import_celeba(source, root, force=force, on_progress=_RunningTotal(advance).update)
+    seconds = time.perf_counter() - started
+    if json_output:
+        console.emit_json({"command": "data import", "dataset": dataset.value, "source": str(source),
+                           "kind": result.kind, "layout": result.layout, "root": str(root), "images": result.images,
+                           "seconds": round(seconds, 3)})
+    else:
+        console.emit_path(root)
+    console.info(f"imported {result.images:,} images ({result.layout} layout) in {seconds:.1f}s")
+
+
 @app.command("synth")
 def synth(
     dataset: Annotated[SyntheticSet, typer.Argument(help="The synthetic set.", show_default=False)],
     root: DataRoot = None,
-    n_train: Annotated[int, typer.Option("--n-train", min=1, help="Training digits.")] = 60000,
-    n_test: Annotated[int, typer.Option("--n-test", min=1, help="Test digits.")] = 10000,
+    n: Annotated[int | None, typer.Option("--n", min=1, show_default=False,
+                                          help="Faces to draw (faces only) [default: 20000].")] = None,
+    n_train: Annotated[int | None, typer.Option("--n-train", min=1, show_default=False,
+                                                help="Training digits (digits only) [default: 60000].")] = None,
+    n_test: Annotated[int | None, typer.Option("--n-test", min=1, show_default=False,
+                                               help="Test digits (digits only) [default: 10000].")] = None,
     seed: Seed = 0,
-    force: Annotated[bool, typer.Option("--force", help="Replace official MNIST files found in --root.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace official (not synthetic) files found in "
+                                        "--root.")] = False,
     json_output: Json = False,
 ) -> None:
-    """Generate synthetic MNIST-like digits, offline, where MNIST goes: training works right after.
+    """Generate a synthetic dataset, offline, where the real one goes: training works right after.
 
-    Font digits warped into handwriting-like variety, in MNIST's own file format and names, plus a
+    digits: font digits warped into handwriting-like variety, in MNIST's own file format and names.
+    faces: cartoon faces drawn from CelebA's 40 attributes (hair colour, glasses, smile, beard, hat, ...),
+    in CelebA's layout (img_align_celeba/, list_attr_celeba.txt, list_eval_partition.txt). Both leave a
     SYNTHETIC.json marker. Same seed, same files. Refuses to replace the official files without --force.
 
     Examples:
 
         latentctl data synth digits && latentctl train cgan
         latentctl data synth digits --n-train 6000 --n-test 1000 --seed 1 --root ./digits
+        latentctl data synth faces --n 20000
+        latentctl data synth faces --n 2000 --seed 1 --root ./faces --json
     """
+    if dataset is SyntheticSet.faces:
+        if n_train is not None or n_test is not None:
+            raise typer.BadParameter("--n-train and --n-test are for digits; give faces --n",
+                                     param_hint="'--n-train' / '--n-test'")
+        _synth_faces(root or paths.data_dir("celeba"), 20000 if n is None else n, seed, force, json_output)
+        return
+    if n is not None:
+        raise typer.BadParameter("--n is for faces; give digits --n-train and --n-test", param_hint="'--n'")
     from latentctl.data.synth_digits import synth_digits
 
+    n_train, n_test = 60000 if n_train is None else n_train, 10000 if n_test is None else n_test
     root = root or paths.data_dir("mnist")
     total = n_train + n_test
     console.info(f"drawing {total:,} synthetic {dataset.value} into {root}")
@@ -185,6 +307,24 @@ def synth(
         for path in files:
             console.emit_path(path)
     console.info(f"wrote {total:,} digits in {seconds:.1f}s ({total / seconds:,.0f} digits/s)")
+
+
+def _synth_faces(root: Path, n: int, seed: int, force: bool, json_output: bool) -> None:
+    """The faces branch of ``synth``: draw, then print the root (or one JSON document)."""
+    from latentctl.data.synth_faces import split_counts, synth_faces
+
+    console.info(f"drawing {n:,} synthetic faces into {root}")
+    started = time.perf_counter()
+    with console.progress("faces", total=n) as advance:
+        files = synth_faces(root, n, seed=seed, force=force, on_progress=_RunningTotal(advance).update)
+    seconds = time.perf_counter() - started
+    if json_output:
+        console.emit_json({"command": "data synth", "dataset": "faces", "root": str(root), "seed": seed, "n": n,
+                           "seconds": round(seconds, 3), "counts": split_counts(n),
+                           "files": [str(path) for path in files]})
+    else:
+        console.emit_path(root)
+    console.info(f"wrote {n:,} faces in {seconds:.1f}s ({n / seconds:,.0f} faces/s)")
 
 
 def _megabytes(size: int) -> str:
