@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from latentctl.data.download import md5_file
-from latentctl.data.mnist import SYNTHETIC_MARKER, _read_marker
+from latentctl.data.mnist import SYNTHETIC_MARKER, read_marker
 from latentctl.errors import LatentctlError
 from latentctl.store import atomic_path
 
@@ -323,7 +323,7 @@ def check_celeba(root: Path, deep: bool = False, workers: int | None = None,
     """
     root = Path(root)
     report = CelebaCheck(root, deep=deep)
-    report.synthetic, marker_problem = _read_marker(root)
+    report.synthetic, marker_problem = read_marker(root)
     if marker_problem:
         report.problems.append(marker_problem)
     try:

@@ -287,7 +287,7 @@ def check_mnist(root: Path) -> MnistCheck:
         if images_check.count is not None and labels_check.count is not None and not report.counts_match:
             problems.append(f"the {split} split has {report.images:,} images but {report.labels:,} labels")
         splits.append(report)
-    synthetic, marker_problem = _read_marker(root)
+    synthetic, marker_problem = read_marker(root)
     problems += [marker_problem] if marker_problem else []
     return MnistCheck(root, files, splits, synthetic, problems)
 
@@ -309,7 +309,7 @@ def _check_file(root: Path, name: str,
     return check, array
 
 
-def _read_marker(root: Path) -> tuple[dict[str, Any] | None, str | None]:
+def read_marker(root: Path) -> tuple[dict[str, Any] | None, str | None]:
     """Return (the SYNTHETIC.json marker or None, a problem with it or None)."""
     path = root / SYNTHETIC_MARKER
     if not path.is_file():
