@@ -145,18 +145,17 @@ def check(
 
         with console.progress("decoding", total=None) as advance:
             report = check_celeba(root, deep=deep, on_progress=_RunningTotal(advance).update)
+        render: Callable[[Any], None] = _print_celeba_check
     else:
         from latentctl.data.mnist import check_mnist
 
         if deep:
             console.warn("--deep only applies to celeba; MNIST is always read in full")
         report = check_mnist(root)
+        render = _print_check
     if json_output:
         console.emit_json({"command": "data check", "dataset": dataset.value, **report.to_json()})
-    if dataset is Dataset.celeba:
-        _print_celeba_check(report)
-    else:
-        _print_check(report)
+    render(report)
     if not report.ok:
         raise LatentctlError(f"{dataset.value} in {root} fails the check: {'; '.join(report.problems)}",
                              hint=report.hint)

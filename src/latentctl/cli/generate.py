@@ -86,10 +86,9 @@ def sample(
 
     written: list[dict[str, Any]] = []
     if individual:
-        folder = out
-        folder.mkdir(exist_ok=True)
+        out.mkdir(exist_ok=True)
         for index, (picture, label, image_seed) in enumerate(zip(pictures, labels.tolist(), seeds, strict=True)):
-            path = folder / f"{index:04d}-digit{config.labels[label]}-seed{image_seed}.png"
+            path = out / f"{index:04d}-digit{config.labels[label]}-seed{image_seed}.png"
             image_io.save_image(image_io.to_pil(picture[None], nrow=1, padding=0, scale=scale or 1), path)
             written.append({"path": str(path), "label": config.labels[label], "seed": image_seed})
     else:

@@ -326,21 +326,16 @@ def check_celeba(root: Path, deep: bool = False, workers: int | None = None,
     report.synthetic, marker_problem = read_marker(root)
     if marker_problem:
         report.problems.append(marker_problem)
-    try:
+    try:  # the files present, then their contents: the first failure ends the check
         files = _locate(root)
-    except LatentctlError as error:
-        report.problems.append(error.message)
-        report.hint = error.hint
-        return report
-    report.layout = files.layout
-    on_disk = sorted(entry.name for entry in os.scandir(files.image_dir)
-                     if entry.name.endswith(".jpg") and entry.is_file())
-    report.images_on_disk = len(on_disk)
-    if files.layout == "official" and report.synthetic is None:
-        for path in (files.attributes, files.partition):
-            md5 = md5_file(path)
-            report.annotation_md5[path.name] = {"md5": md5, "official": md5 == OFFICIAL_MD5[path.name]}
-    try:
+        report.layout = files.layout
+        on_disk = sorted(entry.name for entry in os.scandir(files.image_dir)
+                         if entry.name.endswith(".jpg") and entry.is_file())
+        report.images_on_disk = len(on_disk)
+        if files.layout == "official" and report.synthetic is None:
+            for path in (files.attributes, files.partition):
+                md5 = md5_file(path)
+                report.annotation_md5[path.name] = {"md5": md5, "official": md5 == OFFICIAL_MD5[path.name]}
         celeba = load_celeba(root)
     except LatentctlError as error:
         report.problems.append(error.message)
