@@ -143,8 +143,9 @@ class GANTrainer:
         real = self.images[batch_index].float().div_(127.5).sub_(1)  # (B, C, H, W) in [-1, 1]
         labels = self.labels[batch_index] if self.config.conditional else None
         half = real.shape[0] // 2
-        # Fakes come in two halves with the same labels, for the mode-seeking term.
-        fake_labels = None if labels is None else torch.cat([labels[:half], labels[:half], labels[2 * half:]])
+        fake_labels = labels
+        if labels is not None and self.options.mode_seeking > 0:  # two halves with the same labels to compare
+            fake_labels = torch.cat([labels[:half], labels[:half], labels[2 * half:]])
         noise = torch.randn(real.shape[0], self.config.latent_dim, generator=self.noise_rng,
                             device=self.device)
         fake = self.generator(noise, fake_labels)
