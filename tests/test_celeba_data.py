@@ -193,12 +193,6 @@ def test_deep_check_lists_a_truncated_jpeg(cli, tmp_path: Path, workers: int) ->
     assert result.exit_code == 1 and "1 images cannot be decoded: 000003.jpg" in result.stderr
 
 
-def test_download_celeba_points_to_import(cli) -> None:
-    result = cli("data", "download", "celeba")
-    assert result.exit_code == 1 and "Traceback" not in result.output
-    assert "latentctl data import celeba PATH" in result.stderr
-
-
 # ------------------------------------------------------------------------------------------- importing
 
 def official_folder(tmp_path: Path) -> Path:

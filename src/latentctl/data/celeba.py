@@ -1,9 +1,9 @@
 """CelebA: one in-memory form whichever layout it came in, an integrity check, and importing what users have.
 
-CelebA cannot be fetched without a browser (Google Drive quotas, Kaggle logins), so users bring it: the
-official folder or its ``img_align_celeba.zip`` with the annotation files beside it, or Kaggle's
-``archive.zip`` (images one folder deeper, annotations as CSV). ``import_celeba`` installs any of them in
-the official layout, ``$LATENTCTL_HOME/data/celeba`` by default::
+``latentctl.data.celeba_download`` fetches CelebA (Google Drive, or a Hub mirror), but Drive's quotas often
+refuse, so users may bring their own copy: the official folder or its ``img_align_celeba.zip`` with the
+annotation files beside it, or Kaggle's ``archive.zip`` (images one folder deeper, annotations as CSV).
+``import_celeba`` installs any of them in the official layout, ``$LATENTCTL_HOME/data/celeba`` by default::
 
     img_align_celeba/000001.jpg ...
     list_attr_celeba.txt       202599 / the 40 names / "000001.jpg -1  1 ..." rows

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import http.client
+import http.cookiejar
 import os
 import re
 import socket
@@ -19,6 +20,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from email.message import Message
+from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -26,21 +28,26 @@ from latentctl import __version__
 from latentctl.errors import LatentctlError
 
 ProgressCallback = Callable[[int, int | None], None]
+# follow(url, page): given an HTML page served instead of the file, the URL to try instead, or None
+FollowPage = Callable[[str, bytes], str | None]
 
 _CHUNK_SIZE = 1 << 16
 # errno values that say "this machine cannot get out", as opposed to "that server misbehaved".
 _UNREACHABLE_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN}
 _HTML_ANSWER = "answered with an HTML page instead of the file (quota exceeded, a login or a confirmation page?)"
+_PAGE_LIMIT = 1 << 20  # how much of an HTML answer is read, for its title and for ``follow``
 
 
 class _AttemptFailed(Exception):
     """Why one attempt on one mirror failed, and whether asking the same mirror again may help."""
 
-    def __init__(self, reason: str, *, retry: bool = True, unreachable: bool = False) -> None:
+    def __init__(self, reason: str, *, retry: bool = True, unreachable: bool = False,
+                 page: bytes | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry = retry
         self.unreachable = unreachable
+        self.page = page  # the HTML page answered instead of the file, if that is what happened
 
 
 def md5_file(path: Path, chunk_size: int = 1 << 20) -> str:
@@ -62,6 +69,7 @@ def download_file(
     backoff: float = 1.0,
     on_progress: ProgressCallback | None = None,
     expect_binary: bool = True,
+    follow: FollowPage | None = None,
 ) -> Path:
     """Download one file to ``dest`` from the first mirror that delivers it intact, and return ``dest``.
 
@@ -70,7 +78,9 @@ def download_file(
     and 410 move on to the next mirror at once. An existing ``dest`` whose md5 matches is returned
     without touching the network. ``on_progress(bytes_so_far, total_or_None)`` is called as bytes
     arrive; ``bytes_so_far`` drops back when a download restarts from zero. With ``expect_binary``, an
-    HTML page (a quota, login or captive-portal answer) counts as a failure rather than as the file.
+    HTML page (a quota, login or captive-portal answer) counts as a failure rather than as the file;
+    ``follow(url, page)``, when given, sees such a page first and may return the URL to try instead (the
+    target of a "download anyway" confirmation form), or raise ``LatentctlError`` to say what the page means.
 
     Raises ``LatentctlError`` when every mirror fails. ``KeyboardInterrupt`` propagates and keeps the
     ``.part`` file, so the next call resumes it.
@@ -89,15 +99,24 @@ def download_file(
 
     failures: list[tuple[str, _AttemptFailed]] = []
     attempts = max(retries, 1)
-    for url in urls:
+    # One cookie jar per file: a confirmation page may set a cookie that the confirmed request needs.
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    pending, tried = list(urls), set[str]()
+    while pending:
+        url = pending.pop(0)
+        tried.add(url)
         for attempt in range(attempts):
             if attempt:
                 time.sleep(backoff * 2 ** (attempt - 1))
             try:
-                resumed = _fetch(url, part, timeout, on_progress, expect_binary)
+                resumed = _fetch(opener, url, part, timeout, on_progress, expect_binary)
                 if expected is not None:
                     _check_md5(part, expected, resumed)
             except _AttemptFailed as failure:
+                target = follow(url, failure.page) if follow is not None and failure.page is not None else None
+                if target is not None and target not in tried:
+                    pending.insert(0, target)
+                    break
                 if failure.retry and attempt + 1 < attempts:
                     continue
                 failures.append((urlsplit(url).netloc or url, failure))
@@ -109,7 +128,8 @@ def download_file(
 
 
 def _fetch(
-    url: str, part: Path, timeout: float, on_progress: ProgressCallback | None, expect_binary: bool
+    opener: urllib.request.OpenerDirector, url: str, part: Path, timeout: float,
+    on_progress: ProgressCallback | None, expect_binary: bool,
 ) -> bool:
     """Bring ``part`` up to the whole file from ``url``; return True if it kept bytes it already had."""
     # file:// answers ignore Range, so local copies are simply copied whole.
@@ -119,8 +139,10 @@ def _fetch(
     if offset:
         headers["Range"] = f"bytes={offset}-"
     try:
-        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+        response = opener.open(urllib.request.Request(url, headers=headers), timeout=timeout)
     except urllib.error.HTTPError as error:
+        # A refusal may come as a web page that says why (Google Drive's quota page, for one).
+        page = _read_page(error) if error.headers is not None and _is_html_type(error.headers) else None
         error.close()
         if error.code == 416 and offset:
             # "Range Not Satisfiable": the .part already holds the whole file, or more than the file.
@@ -129,10 +151,10 @@ def _fetch(
                     on_progress(offset, offset)
                 return True
             part.unlink()
-            return _fetch(url, part, timeout, on_progress, expect_binary)
+            return _fetch(opener, url, part, timeout, on_progress, expect_binary)
         # 5xx, 408 and 429 are the server's passing trouble; any other 4xx will answer the same again.
         transient = error.code >= 500 or error.code in (408, 429)
-        raise _AttemptFailed(f"{error.code} {error.reason}", retry=transient) from error
+        raise _AttemptFailed(f"{error.code} {error.reason}", retry=transient, page=page) from error
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
         raise _connection_failure(error) from error
 
@@ -146,9 +168,11 @@ def _fetch(
         total = start + int(length) if length.isdigit() else None
 
         chunk = _read(response, start, total)
-        if expect_binary and (response.headers.get_content_type() == "text/html" or _is_html(chunk, start)):
+        if expect_binary and (_is_html_type(response.headers) or _is_html(chunk, start)):
             # Checked before opening the .part, so an HTML answer never overwrites a good partial file.
-            raise _AttemptFailed(_HTML_ANSWER, retry=False)
+            page = _read_page(response, chunk)
+            title = _page_title(page)
+            raise _AttemptFailed(_HTML_ANSWER + (f": {title!r}" if title else ""), retry=False, page=page)
         done = start
         with open(part, "ab" if resuming else "wb") as file:
             while chunk:
@@ -171,6 +195,40 @@ def _read(response: http.client.HTTPResponse, done: int, total: int | None) -> b
     except (http.client.HTTPException, OSError) as error:
         reason = f"connection lost after {done} of {total or '?'} bytes ({_describe(error)})"
         raise _AttemptFailed(reason) from error
+
+
+def _is_html_type(headers: Message) -> bool:
+    return headers.get_content_type() == "text/html"
+
+
+def _read_page(response: object, first: bytes = b"") -> bytes:
+    """Return the start of an HTML answer (``first``, then up to ``_PAGE_LIMIT`` bytes in all)."""
+    try:
+        return first + response.read(max(_PAGE_LIMIT - len(first), 0))  # type: ignore[attr-defined]
+    except (http.client.HTTPException, OSError):
+        return first
+
+
+class _TitleParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.title: str | None = None
+        self._in_title = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._in_title = tag == "title" and self.title is None
+
+    def handle_data(self, data: str) -> None:
+        if self._in_title:
+            self.title = " ".join(data.split())[:100]
+            self._in_title = False
+
+
+def _page_title(page: bytes) -> str | None:
+    """Return the <title> of an HTML page, which usually says what it is ("Google Drive - Quota exceeded")."""
+    parser = _TitleParser()
+    parser.feed(page.decode("utf-8", errors="replace"))
+    return parser.title or None
 
 
 def _is_html(first_chunk: bytes, start: int) -> bool:
