@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -122,12 +123,13 @@ def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 
 def save_walks(walks: torch.Tensor, path: Path, scale: int = 1, frame_ms: int = 120) -> Path:
     """Write walks (rows, frames, C, H, W): a PNG with one row per walk, or a GIF whose frame t shows
-    every walk's t-th image side by side. The suffix of ``path`` chooses."""
+    every walk's t-th image in a square-ish grid. The suffix of ``path`` chooses."""
     rows, frames = walks.shape[:2]
     suffix = path.suffix.lower()
     if suffix not in (".png", ".gif"):
         raise LatentctlError(f"cannot write walks to {path.name}", hint="end the output name in .png or .gif")
     if suffix == ".gif":
         by_frame = walks.transpose(0, 1)  # (frames, rows, C, H, W)
-        return save_gif([to_pil(frame, nrow=rows, scale=scale) for frame in by_frame], path, frame_ms=frame_ms)
+        columns = math.ceil(rows / math.ceil(math.sqrt(rows)))  # 2 walks stacked, 4 in 2x2, 8 in 3x3
+        return save_gif([to_pil(frame, nrow=columns, scale=scale) for frame in by_frame], path, frame_ms=frame_ms)
     return save_image(to_pil(walks.flatten(0, 1), nrow=frames, scale=scale), path)

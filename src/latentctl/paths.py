@@ -29,3 +29,12 @@ def data_dir(name: str) -> Path:
 def model_dir(name: str) -> Path:
     """Return the default folder of model ``name`` (e.g. ``cgan-mnist``)."""
     return home() / "models" / name
+
+
+def resolve_model(value: Path | None, default: str) -> Path:
+    """Return the model folder a ``--model`` value names: a path, else a name in ``models/``, else ``default``."""
+    if value is None:
+        return model_dir(default)
+    if not value.exists() and len(value.parts) == 1 and model_dir(str(value)).exists():
+        return model_dir(str(value))
+    return value

@@ -29,6 +29,8 @@ STATE_JSON_FILE = "training_state.json"
 # kind -> (human description, the command that trains one)
 KINDS = {
     "cgan": ("a conditional GAN", "latentctl train cgan"),
+    "gan": ("an unconditional GAN", "latentctl train gan"),
+    "classifier": ("an attribute classifier", "latentctl train classifier"),
 }
 
 
@@ -170,23 +172,27 @@ def save_model(directory: Path, config: ModelConfig, module: Any) -> None:
     write_json(directory / CONFIG_FILE, config.to_json())
 
 
-def read_config(directory: Path, kind: str | None = None) -> ModelConfig:
-    """Read and validate a model folder's config, checking its kind when ``kind`` is given."""
-    if kind is not None and kind not in KINDS:
-        raise ValueError(f"unknown model kind {kind!r} (known: {', '.join(KINDS)})")
+def read_config(directory: Path, kind: str | tuple[str, ...] | None = None, option: str = "--model") -> ModelConfig:
+    """Read and validate a model folder's config, checking its kind when ``kind`` (one or several) is given.
+
+    ``option`` is the command's flag for the folder, named in hints."""
+    kinds = (kind,) if isinstance(kind, str) else kind
+    if kinds is not None and any(name not in KINDS for name in kinds):
+        raise ValueError(f"unknown model kind in {kinds!r} (known: {', '.join(KINDS)})")
     directory = Path(directory)
     if not directory.exists():
         raise LatentctlError(f"no model at {directory}",
-                             hint=_train_hint(kind) if kind else "check the path")
+                             hint=_train_hint(kinds[0], option) if kinds else "check the path")
     if not (directory / CONFIG_FILE).is_file():
         raise LatentctlError(f"{directory} is not a latentctl model folder (no {CONFIG_FILE})",
                              hint="a model folder holds model.safetensors and config.json")
     config = ModelConfig.from_json(read_json(directory / CONFIG_FILE), directory / CONFIG_FILE)
-    if kind is not None and config.kind != kind:
-        description, command = KINDS[kind]
+    if kinds is not None and config.kind not in kinds:
+        needed = " or ".join(f"{KINDS[name][0]} ({name})" for name in kinds)
+        commands = " or ".join(f"'{KINDS[name][1]}'" for name in kinds)
         raise LatentctlError(f"{directory} holds {KINDS[config.kind][0]} ({config.kind}), "
-                             f"this command needs {description} ({kind})",
-                             hint=f"pass --model with a {kind} model, e.g. one made by '{command}'")
+                             f"this command needs {needed}",
+                             hint=f"pass {option} with a {'/'.join(kinds)} model, e.g. one made by {commands}")
     return config
 
 
@@ -211,8 +217,8 @@ def _few(names: list[str], limit: int = 3) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def _train_hint(kind: str) -> str:
-    return f"train one with '{KINDS[kind][1]}', or pass --model PATH"
+def _train_hint(kind: str, option: str = "--model") -> str:
+    return f"train one with '{KINDS[kind][1]}', or pass {option} PATH"
 
 
 # ----------------------------------------------------------------------------------- optimizer and RNG state
@@ -249,27 +255,47 @@ def optimizer_from_tensors(optimizer: Any, tensors: dict[str, Any], document: di
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
-def load_model(directory: Path, kind: str, device: Any = "cpu") -> tuple[Any, ModelConfig]:
-    """Rebuild a model from its folder (config first, then strictly loaded weights), in eval mode."""
+def load_model(directory: Path, kind: str | tuple[str, ...], device: Any = "cpu",
+               option: str = "--model") -> tuple[Any, ModelConfig]:
+    """Rebuild a model from its folder (config first, then strictly loaded weights), in eval mode.
+
+    ``option`` is the command's flag for the folder, named in hints."""
     directory = Path(directory)
-    config = read_config(directory, kind)
+    config = read_config(directory, kind, option)
     module = _build(config, directory)
     load_state_strict(module, load_tensors(directory / WEIGHTS_FILE), directory / WEIGHTS_FILE)
     return module.to(device).eval(), config
 
 
 def _build(config: ModelConfig, directory: Path) -> Any:
+    if config.kind == "classifier":
+        return _build_classifier(config, directory)
     from latentctl.models.dcgan import GANConfig, Generator
 
-    architecture = {k: v for k, v in config.architecture.items() if k != "name"}
-    try:
-        gan_config = GANConfig(**architecture)
-    except (TypeError, ValueError) as error:
-        raise LatentctlError(f"{directory / CONFIG_FILE} describes an invalid architecture ({error})",
-                             hint="the config was edited or comes from another tool") from None
+    gan_config = _architecture(GANConfig, config, directory)
     if (gan_config.image_size, gan_config.channels, gan_config.latent_dim) != \
             (config.image_size, config.channels, config.latent_dim) or \
             len(config.labels) != gan_config.num_classes:
         raise LatentctlError(f"{directory / CONFIG_FILE} contradicts itself (image size, channels, latent "
                              "size or labels differ from the architecture)", hint="restore the original config")
     return Generator(gan_config)
+
+
+def _build_classifier(config: ModelConfig, directory: Path) -> Any:
+    from latentctl.models.classifier import AttributeClassifier, ClassifierConfig
+
+    classifier_config = _architecture(ClassifierConfig, config, directory)
+    if (classifier_config.image_size, classifier_config.channels, classifier_config.num_attributes) != \
+            (config.image_size, config.channels, len(config.labels)):
+        raise LatentctlError(f"{directory / CONFIG_FILE} contradicts itself (image size, channels or labels "
+                             "differ from the architecture)", hint="restore the original config")
+    return AttributeClassifier(classifier_config)
+
+
+def _architecture(config_class: Any, config: ModelConfig, directory: Path) -> Any:
+    """Return ``config_class(**architecture)``; an unknown or invalid field is a LatentctlError."""
+    try:
+        return config_class(**{k: v for k, v in config.architecture.items() if k != "name"})
+    except (TypeError, ValueError) as error:
+        raise LatentctlError(f"{directory / CONFIG_FILE} describes an invalid architecture ({error})",
+                             hint="the config was edited or comes from another tool") from None

@@ -92,11 +92,12 @@ def _root(
 
 
 def _register() -> None:
-    from latentctl.cli import data, demo, generate, train
+    from latentctl.cli import classify, data, demo, generate, train
 
     app.add_typer(data.app, name="data")
     app.add_typer(train.app, name="train")
     generate.register(app)
+    classify.register(app)
     demo.register(app)
 
 

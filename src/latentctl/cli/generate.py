@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,8 +13,9 @@ from latentctl import console, paths
 from latentctl.cli.options import Device, Json, Seed
 from latentctl.errors import LatentctlError
 
-Model = Annotated[Path | None, typer.Option("--model", help="Model folder [default: "
-                                            "$LATENTCTL_HOME/models/cgan-mnist].")]
+Model = Annotated[Path | None, typer.Option("--model", help="Model folder, or the name of one in "
+                                            "$LATENTCTL_HOME/models (gan-celeba) [default: cgan-mnist].")]
+GENERATORS = ("cgan", "gan")
 Scale = Annotated[int | None, typer.Option("--scale", min=1, max=16, help="Nearest-neighbour upscaling of "
                                            "the output [default: 2 for images under 64 px, else 1].")]
 
@@ -44,11 +46,11 @@ def sample(
     seed: Seed = 0,
     json_output: Json = False,
 ) -> None:
-    """Generate digits from a trained cGAN as a grid PNG or as individual files.
+    """Generate images from a trained GAN (digits or faces) as a grid PNG or as individual files.
 
     Image i uses seed S+i, so any image can be regenerated alone: `--digit 7 --seed 17 --n 1` repeats
-    the 18th image of `--digit 7 --seed 0`. Without --digit or --per-digit, image i shows digit i mod 10
-    (column j of the grid shows digit j). --per-digit takes the place of --n.
+    the 18th image of `--digit 7 --seed 0`. For a digit model without --digit or --per-digit, image i
+    shows digit i mod 10 (column j of the grid shows digit j); --per-digit takes the place of --n.
 
     Examples:
 
@@ -56,6 +58,7 @@ def sample(
         latentctl sample --digit 7 --n 16 sevens.png
         latentctl sample --per-digit 8 --truncation 1.5 --json table.png
         latentctl sample --individual --n 100 digits/
+        latentctl sample --model gan-celeba --n 64 faces.png
     """
     import torch
 
@@ -68,10 +71,14 @@ def sample(
         raise typer.BadParameter("--digit and --per-digit exclude each other", param_hint="--digit")
     out = out or Path(f"sample-{'all' if digit is None else digit}-seed{seed}" + ("" if individual else ".png"))
     _check_output(out, folder=individual)  # before any work: a bad path fails fast
-    model = model or paths.model_dir("cgan-mnist")
-    generator, config = load_model(model, "cgan", resolve_device(device))
+    model = paths.resolve_model(model, "cgan-mnist")
+    generator, config = load_model(model, GENERATORS, resolve_device(device))
     label_count = len(config.labels)
-    if digit is not None:
+    if not label_count:
+        _refuse_digits(model, digit=digit, per_digit=per_digit)
+        labels = None
+        columns = min(n, math.ceil(math.sqrt(n)))
+    elif digit is not None:
         label_index = _label_index(config.labels, digit)
         labels = torch.full((n,), label_index)
         columns = min(n, 8)
@@ -81,21 +88,23 @@ def sample(
     else:
         labels = torch.arange(n) % label_count
         columns = label_count
-    seeds = list(range(seed, seed + labels.shape[0]))
+    seeds = list(range(seed, seed + (n if labels is None else labels.shape[0])))
     pictures = generate(generator, noise_for_seeds(seeds, config.latent_dim, truncation), labels)
+    label_names = [None] * len(seeds) if labels is None else [config.labels[label] for label in labels.tolist()]
 
     written: list[dict[str, Any]] = []
     if individual:
         out.mkdir(exist_ok=True)
-        for index, (picture, label, image_seed) in enumerate(zip(pictures, labels.tolist(), seeds, strict=True)):
-            path = out / f"{index:04d}-digit{config.labels[label]}-seed{image_seed}.png"
+        for index, (picture, label, image_seed) in enumerate(zip(pictures, label_names, seeds, strict=True)):
+            path = out / (f"{index:04d}-seed{image_seed}.png" if label is None else
+                          f"{index:04d}-digit{label}-seed{image_seed}.png")
             image_io.save_image(image_io.to_pil(picture[None], nrow=1, padding=0, scale=scale or 1), path)
-            written.append({"path": str(path), "label": config.labels[label], "seed": image_seed})
+            written.append({"path": str(path), "seed": image_seed, **({} if label is None else {"label": label})})
     else:
         image_io.save_image(image_io.to_pil(pictures, nrow=columns, scale=_scale(scale, config)), out)
-        written = [{"path": str(out), "index": i, "row": i // columns, "column": i % columns,
-                    "label": config.labels[label], "seed": s}
-                   for i, (label, s) in enumerate(zip(labels.tolist(), seeds, strict=True))]
+        written = [{"path": str(out), "index": i, "row": i // columns, "column": i % columns, "seed": s,
+                    **({} if label is None else {"label": label})}
+                   for i, (label, s) in enumerate(zip(label_names, seeds, strict=True))]
     console.info(f"wrote {len(pictures)} images to {out}")
     if json_output:
         console.emit_json({"command": "sample", "model": str(model), "output": str(out),
@@ -124,13 +133,15 @@ def interpolate(
     """Walk between latent points: a PNG with one row per walk, or an animated GIF.
 
     Row r walks from the noise of seed S+2r to that of seed S+2r+1. With --to-digit the label
-    embedding is blended as well, so the digit morphs from one class into the other.
+    embedding is blended as well, so the digit morphs from one class into the other. Face models
+    (unconditional) walk between faces.
 
     Examples:
 
         latentctl interpolate --digit 7
         latentctl interpolate --digit 1 --to-digit 7 --frames 12 morph.gif
         latentctl interpolate --mode lerp --rows 8 --json walks.png
+        latentctl interpolate --model gan-celeba --frames 10 faces.gif
     """
     from latentctl import images as image_io
     from latentctl.device import resolve_device
@@ -143,11 +154,16 @@ def interpolate(
         out = Path(f"interpolate-{'all' if digit is None else digit}"
                    + (f"-to-{to_digit}" if to_digit is not None else "") + ".png")
     _check_output(out, folder=False)
-    model = model or paths.model_dir("cgan-mnist")
-    generator, config = load_model(model, "cgan", resolve_device(device))
-    start_labels = [(_label_index(config.labels, digit) if digit is not None else r % len(config.labels))
-                    for r in range(rows)]
-    end_labels = [_label_index(config.labels, to_digit)] * rows if to_digit is not None else start_labels
+    model = paths.resolve_model(model, "cgan-mnist")
+    generator, config = load_model(model, GENERATORS, resolve_device(device))
+    start_labels: list[int] | None = None
+    end_labels: list[int] | None = None
+    if not config.labels:
+        _refuse_digits(model, digit=digit, to_digit=to_digit)
+    else:
+        start_labels = [(_label_index(config.labels, digit) if digit is not None else r % len(config.labels))
+                        for r in range(rows)]
+        end_labels = [_label_index(config.labels, to_digit)] * rows if to_digit is not None else start_labels
     walks = interpolation_walks(generator, config.latent_dim, seed, rows, frames, mode.value,
                                 start_labels, end_labels)
     image_io.save_walks(walks, out, scale=_scale(scale, config), frame_ms=frame_ms)
@@ -156,10 +172,20 @@ def interpolate(
         console.emit_json({"command": "interpolate", "model": str(model), "output": str(out), "mode": mode.value,
                            "frames": frames, "rows": [
                                {"from_seed": seed + 2 * r, "to_seed": seed + 2 * r + 1,
-                                "from_label": config.labels[start_labels[r]],
-                                "to_label": config.labels[end_labels[r]]} for r in range(rows)]})
+                                **({} if start_labels is None or end_labels is None else
+                                   {"from_label": config.labels[start_labels[r]],
+                                    "to_label": config.labels[end_labels[r]]})} for r in range(rows)]})
     else:
         console.emit_path(out)
+
+
+def _refuse_digits(model: Path, **given: int | None) -> None:
+    """Digit options on a model without labels are a usage error (exit 2)."""
+    for name, value in given.items():
+        if value is not None:
+            flag = "--" + name.replace("_", "-")
+            raise typer.BadParameter(f"{model} is an unconditional model (faces): it has no digits to choose",
+                                     param_hint=flag)
 
 
 def _label_index(labels: list[str], digit: int) -> int:

@@ -72,45 +72,174 @@ def train_cgan(
         latentctl train cgan --epochs 5 --device cuda
         latentctl train cgan --resume --epochs 30
     """
-    import torch
-
     from latentctl.device import resolve_device
     from latentctl.train.cgan import default_config, load_digits
-    from latentctl.train.gan import GANTrainer, TrainOptions
+    from latentctl.train.gan import TrainOptions
 
-    if resume and force:
-        raise typer.BadParameter("--resume continues a run and --force replaces it: pick one",
-                                 param_hint="--resume/--force")
+    _check_resume_force(resume, force)
     out = out or paths.model_dir("cgan-mnist")
     custom_data = data_root is not None
     data_root = data_root or paths.data_dir("mnist")
     torch_device = resolve_device(device)
     dataset = load_digits(data_root)  # before --force clears anything: a typo in --data-root loses nothing
+    options = TrainOptions(epochs=epochs or 20, batch_size=batch_size, lr=lr, beta1=beta1, beta2=beta2,
+                           ema_decay=ema_decay, mode_seeking=mode_seeking, seed=seed, sample_every=sample_every)
+    resume_command = f"latentctl train cgan --resume --out {out}"
+    if custom_data:
+        resume_command += f" --data-root {data_root}"
+    _train_gan(context, "cgan", dataset, default_config(latent_dim, gen_width, disc_width), options, out,
+               torch_device, resume=resume, force=force, epochs=epochs, json_output=json_output,
+               resume_command=resume_command)
+
+
+@app.command("gan")
+def train_gan(
+    context: typer.Context,
+    data_root: DataRoot = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Model folder to write "
+                                             "[default: $LATENTCTL_HOME/models/gan-celeba].")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Total epochs [default: 25; with --resume: "
+                                               "the run's own].", rich_help_panel=HYPER)] = None,
+    batch_size: Annotated[int, typer.Option(min=2, help="Images per step.", rich_help_panel=HYPER)] = 128,
+    lr: Annotated[float, typer.Option(callback=_positive, help="Adam learning rate (both networks; the seed "
+                                      "projects used 1e-3 with batch 64).", rich_help_panel=HYPER)] = 2e-4,
+    beta1: Annotated[float, typer.Option(min=0.0, max=0.999, help="Adam's first-moment decay (0.5 as in "
+                                         "DCGAN: less momentum, steadier GAN games).", rich_help_panel=HYPER)] = 0.5,
+    beta2: Annotated[float, typer.Option(min=0.0, max=0.9999, help="Adam's second-moment decay.",
+                                         rich_help_panel=HYPER)] = 0.999,
+    ema_decay: Annotated[float, typer.Option(min=0.0, max=0.9999, help="Decay of the generator's moving "
+                                             "average, which is what gets saved.", rich_help_panel=HYPER)] = 0.999,
+    flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Mirror half of the real faces left-right "
+                                       "(twice the data for free).", rich_help_panel=HYPER)] = True,
+    latent_dim: Annotated[int, typer.Option(min=1, help="Noise size.", rich_help_panel=ARCH)] = 100,
+    gen_width: Annotated[int, typer.Option(min=4, help="Generator width (channels of its last hidden "
+                                           "block).", rich_help_panel=ARCH)] = 64,
+    disc_width: Annotated[int, typer.Option(min=4, help="Discriminator width (channels of its first "
+                                            "block).", rich_help_panel=ARCH)] = 64,
+    size: Annotated[int, typer.Option(min=8, max=1024, help="Image side in pixels (s * 2**k with 4 <= s <= 7: "
+                                      "32, 64, 128...).", rich_help_panel=ARCH)] = 64,
+    crop: Annotated[int, typer.Option(min=8, max=178, help="Centred square cut from CelebA's 178x218 images "
+                                      "before resizing (see 'latentctl data prepare').", rich_help_panel=ARCH)] = 178,
+    sample_every: Annotated[int, typer.Option(min=1, help="Write a sample grid every N epochs.")] = 1,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out exactly where it "
+                                         "stopped.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Start over, replacing the run in --out.")] = False,
+    device: Device = "auto",
+    seed: Seed = 0,
+    json_output: Json = False,
+) -> None:
+    """Train a DCGAN on CelebA faces (or synthetic faces), 64x64 RGB by default.
+
+    Reads the prepared cache of --data-root (made on first use, see `latentctl data prepare`). Writes
+    the model (EMA generator, safetensors + config.json), a 10x10 grid from fixed noise per epoch, a loss
+    curve and the training state to --out. Ctrl-C saves and exits; `--resume` continues bit for bit.
+
+    Examples:
+
+        latentctl train gan --epochs 50 --device cuda
+        latentctl data synth faces && latentctl train gan --epochs 5
+        latentctl train gan --resume --epochs 60
+    """
+    from latentctl.device import resolve_device
+    from latentctl.models.dcgan import base_size
+    from latentctl.train.faces import default_config
+    from latentctl.train.gan import TrainOptions
+
+    _check_resume_force(resume, force)
+    try:
+        base_size(size)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--size") from None
+    out = out or paths.model_dir("gan-celeba")
+    custom_data = data_root is not None
+    data_root = data_root or paths.data_dir("celeba")
+    torch_device = resolve_device(device)
+    if resume and (out / "training_state.json").is_file():  # a resumed run reads the cache it started with
+        size, crop = _run_image_settings(out, size, crop)
+    dataset = _load_prepared_faces(data_root, size, crop)
+    options = TrainOptions(epochs=epochs or 25, batch_size=batch_size, lr=lr, beta1=beta1, beta2=beta2,
+                           ema_decay=ema_decay, flip=flip, seed=seed, sample_every=sample_every)
+    resume_command = f"latentctl train gan --resume --out {out}"
+    if custom_data:
+        resume_command += f" --data-root {data_root}"
+    _train_gan(context, "gan", dataset, default_config(size, latent_dim, gen_width, disc_width), options, out,
+               torch_device, resume=resume, force=force, epochs=epochs, json_output=json_output,
+               resume_command=resume_command)
+
+
+def _check_resume_force(resume: bool, force: bool) -> None:
+    if resume and force:
+        raise typer.BadParameter("--resume continues a run and --force replaces it: pick one",
+                                 param_hint="--resume/--force")
+
+
+def _run_image_settings(out: Path, size: int, crop: int) -> tuple[int, int]:
+    """The image size and crop a run in ``out`` started with (a resumed run keeps them)."""
+    from latentctl import store
+
+    state = store.read_json(out / store.STATE_JSON_FILE)
+    dataset = state.get("dataset") or {}
+    return int(dataset.get("size", size)), int(dataset.get("crop", crop))
+
+
+def _load_prepared_faces(data_root: Path, size: int, crop: int) -> Any:
+    """Load the training faces, preparing the cache with a progress bar when it is missing or stale."""
+    from latentctl.train.faces import faces_dataset
+
+    return faces_dataset(_prepared_celeba(data_root, size, crop))
+
+
+def _prepared_celeba(data_root: Path, size: int, crop: int) -> Any:
+    """Open the prepared CelebA cache, building it with a progress bar when it is missing or stale."""
+    from latentctl.data.celeba import load_celeba
+    from latentctl.data.prepare import ensure_prepared
+
+    def starting(reason: str, count: int) -> None:
+        console.info(f"preparing CelebA at {size}x{size} (crop {crop}) for training ({reason}): "
+                     f"{count:,} images, once")
+
+    load_celeba(data_root)  # a missing dataset fails here with the import hint, before any progress bar
+    with console.progress("preparing", total=None) as advance:
+        done = [0]
+
+        def progress(count: int, total: int) -> None:
+            advance(count - done[0])
+            done[0] = count
+
+        return ensure_prepared(data_root, size, crop, on_start=starting, on_progress=progress)
+
+
+def _train_gan(context: typer.Context, kind: str, dataset: Any, config: Any, options: Any, out: Path,
+               torch_device: Any, *, resume: bool, force: bool, epochs: int | None, json_output: bool,
+               resume_command: str) -> None:
+    """Start or resume a GAN run in ``out`` and train it with a progress display; report the result."""
+    import torch
+
+    from latentctl.train.gan import GANTrainer
+
     _prepare_out(out, resume=resume, force=force)
     if resume:
         _warn_ignored_with_resume(context)
         trainer = GANTrainer.resume(out, dataset, torch_device, epochs=epochs, warn=console.warn)
+        if trainer.kind != kind:
+            raise LatentctlError(f"{out} holds a {trainer.kind} run, not a {kind} run",
+                                 hint=f"resume it with 'latentctl train {trainer.kind} --resume'")
         if trainer.epoch >= trainer.options.epochs:
             raise LatentctlError(f"{out} has already trained {trainer.epoch} of {trainer.options.epochs} "
                                  "epochs", hint=f"pass --epochs N with N > {trainer.epoch} to train further")
         console.info(f"resuming {out} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
     else:
-        options = TrainOptions(epochs=epochs or 20, batch_size=batch_size, lr=lr, beta1=beta1, beta2=beta2,
-                               ema_decay=ema_decay, mode_seeking=mode_seeking, seed=seed, sample_every=sample_every)
-        trainer = GANTrainer(default_config(latent_dim, gen_width, disc_width), options, dataset, out,
-                             torch_device)
-    console.info(f"training a conditional DCGAN on {dataset.name} ({dataset.images.shape[0]:,} images) "
-                 f"on {torch_device} for {trainer.options.epochs} epochs -> {out}")
+        trainer = GANTrainer(config, options, dataset, out, torch_device, kind=kind)
+    what = "a conditional DCGAN" if trainer.config.conditional else "a DCGAN"
+    console.info(f"training {what} on {dataset.name} ({dataset.images.shape[0]:,} images) on {torch_device} "
+                 f"for {trainer.options.epochs} epochs -> {out}")
     torch.set_float32_matmul_precision("high")
     finished = run_training(trainer)
-    resume_command = f"latentctl train cgan --resume --out {out}"
-    if custom_data:
-        resume_command += f" --data-root {data_root}"
-    _report(trainer, out, finished, json_output, resume_command)
+    _report(trainer, out, finished, json_output, resume_command, command=f"train {kind}")
 
 
-RESUME_KEEPS = ("batch_size", "lr", "beta1", "beta2", "ema_decay", "mode_seeking", "latent_dim", "gen_width",
-                "disc_width", "sample_every", "seed")
+RESUME_KEEPS = ("batch_size", "lr", "beta1", "beta2", "ema_decay", "mode_seeking", "flip", "latent_dim",
+                "gen_width", "disc_width", "width", "size", "crop", "sample_every", "seed")
 
 
 def _warn_ignored_with_resume(context: typer.Context) -> None:
@@ -139,10 +268,11 @@ def _prepare_out(out: Path, resume: bool, force: bool) -> None:
     shutil.rmtree(out / "samples", ignore_errors=True)
 
 
-def run_training(trainer: Any) -> bool:
-    """Run ``trainer.train`` with a progress display; the first Ctrl-C stops after the current step."""
-    with _stop_on_interrupt(trainer), _TrainingDisplay(trainer) as display:
-        return trainer.train(display.update)
+def run_training(trainer: Any, display: type[_TrainingDisplay] | None = None) -> bool:
+    """Run ``trainer.train`` with a progress display (a GAN's by default); the first Ctrl-C stops after the
+    current step."""
+    with _stop_on_interrupt(trainer), (display or _TrainingDisplay)(trainer) as shown:
+        return trainer.train(shown.update)
 
 
 @contextmanager
@@ -197,22 +327,29 @@ class _TrainingDisplay:
             self.task = self.bar.add_task(f"epoch {info['epoch']}/{info['epochs']}", total=info["steps"],
                                           completed=info["step"], losses="")
         elif event == "step" and self.bar is not None:
-            self.bar.update(self.task, completed=info["step"],
-                            losses=f"D {info['loss_d']:.3f}  G {info['loss_g']:.3f}")
+            self.bar.update(self.task, completed=info["step"], losses=self.step_text(info))
         elif event == "epoch_end":
-            report = info["report"]
-            console.info(f"epoch {report.epoch}/{self.trainer.options.epochs}  loss D {report.loss_d:.3f}  "
-                         f"G {report.loss_g:.3f}  D(x) {report.d_real:.2f}  D(G(z)) {report.d_fake:.2f}  "
-                         f"{report.seconds:.1f}s" + (f"  -> {report.sample_path}" if report.sample_path else ""))
+            console.info(self.epoch_text(info["report"]))
+
+    def step_text(self, info: dict[str, Any]) -> str:
+        """The running losses shown beside the bar."""
+        return f"D {info['loss_d']:.3f}  G {info['loss_g']:.3f}"
+
+    def epoch_text(self, report: Any) -> str:
+        """The line printed after each epoch."""
+        return (f"epoch {report.epoch}/{self.trainer.options.epochs}  loss D {report.loss_d:.3f}  "
+                f"G {report.loss_g:.3f}  D(x) {report.d_real:.2f}  D(G(z)) {report.d_fake:.2f}  "
+                f"{report.seconds:.1f}s" + (f"  -> {report.sample_path}" if report.sample_path else ""))
 
 
-def _report(trainer: Any, out: Path, finished: bool, json_output: bool, resume_command: str) -> None:
+def _report(trainer: Any, out: Path, finished: bool, json_output: bool, resume_command: str,
+            command: str = "train cgan", extra: dict[str, Any] | None = None) -> None:
     training = trainer.model_config().training
     if json_output:
-        console.emit_json({"command": "train cgan", "model": str(out), "complete": finished,
+        console.emit_json({"command": command, "model": str(out), "complete": finished,
                            "epoch": trainer.epoch, "step_in_epoch": trainer.step_in_epoch,
                            "files": sorted(str(p) for p in out.rglob("*") if p.is_file()),
-                           "training": training})
+                           "training": training, **(extra or {})})
     if not finished:
         console.info(f"interrupted at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}: checkpoint "
                      f"saved in {out}")
@@ -221,3 +358,120 @@ def _report(trainer: Any, out: Path, finished: bool, json_output: bool, resume_c
     console.info(f"done: {trainer.epoch} epochs in {training['seconds']:.0f}s; model in {out}")
     if not json_output:
         console.emit_path(out)
+
+
+def _image_size(value: int) -> int:
+    from latentctl.models.dcgan import base_size
+
+    try:
+        base_size(value)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    return value
+
+
+@app.command("classifier")
+def train_classifier(
+    context: typer.Context,
+    data_root: DataRoot = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Model folder to write "
+                                             "[default: $LATENTCTL_HOME/models/classifier-celeba].")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Total epochs [default: 5; with --resume: "
+                                               "the run's own].", rich_help_panel=HYPER)] = None,
+    batch_size: Annotated[int, typer.Option(min=2, help="Images per step.", rich_help_panel=HYPER)] = 64,
+    lr: Annotated[float, typer.Option(callback=_positive, help="Adam learning rate.",
+                                      rich_help_panel=HYPER)] = 1e-3,
+    width: Annotated[int, typer.Option(min=4, help="Channels of the first convolution; doubled at each lower "
+                                       "resolution.", rich_help_panel=ARCH)] = 32,
+    size: Annotated[int, typer.Option(min=8, max=1024, callback=_image_size, help="Image side in pixels (s * 2**k "
+                                      "with 4 <= s <= 7: 32, 64, 128...).", rich_help_panel=ARCH)] = 64,
+    crop: Annotated[int, typer.Option(min=8, max=178, help="Centred square cut from CelebA's 178x218 images "
+                                      "before resizing (see 'latentctl data prepare').", rich_help_panel=ARCH)] = 178,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out exactly where it "
+                                         "stopped.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Start over, replacing the run in --out.")] = False,
+    device: Device = "auto",
+    seed: Seed = 0,
+    json_output: Json = False,
+) -> None:
+    """Train the attribute classifier: CelebA's 40 attributes from a face, on CelebA (or synthetic faces).
+
+    Reads the prepared cache of --data-root (made on first use, see `latentctl data prepare`), trains on
+    the train split and measures every attribute's accuracy and balanced accuracy on the val split after
+    each epoch. Writes the model (safetensors + config.json) and the training state to --out, then
+    prints the validation table. Ctrl-C saves and exits; `--resume` continues bit for bit.
+
+    Examples:
+
+        latentctl train classifier --device cuda
+        latentctl data synth faces && latentctl train classifier --epochs 3 --json
+        latentctl train classifier --resume --epochs 8
+    """
+    import torch
+
+    from latentctl import store
+    from latentctl.device import resolve_device
+    from latentctl.models.classifier import ClassifierConfig
+    from latentctl.train.classifier import AttributeData, ClassifierOptions, ClassifierTrainer
+
+    _check_resume_force(resume, force)
+    out = out or paths.model_dir("classifier-celeba")
+    custom_data = data_root is not None
+    data_root = data_root or paths.data_dir("celeba")
+    torch_device = resolve_device(device)
+    if resume and (out / store.STATE_JSON_FILE).is_file():  # a resumed run reads the cache it started with
+        size, crop = _run_image_settings(out, size, crop)
+    # before --force clears anything: a typo in --data-root loses nothing
+    data = AttributeData.from_prepared(_prepared_celeba(data_root, size, crop))
+    _prepare_out(out, resume=resume, force=force)
+    if resume:
+        _warn_ignored_with_resume(context)
+        trainer = ClassifierTrainer.resume(out, data, torch_device, epochs=epochs, warn=console.warn)
+        if trainer.epoch >= trainer.options.epochs:
+            raise LatentctlError(f"{out} has already trained {trainer.epoch} of {trainer.options.epochs} "
+                                 "epochs", hint=f"pass --epochs N with N > {trainer.epoch} to train further")
+        console.info(f"resuming {out} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
+    else:
+        config = ClassifierConfig(image_size=size, channels=3, num_attributes=len(data.names), width=width)
+        options = ClassifierOptions(epochs=epochs or 5, batch_size=batch_size, lr=lr, seed=seed)
+        trainer = ClassifierTrainer(config, options, data, out, torch_device)
+    console.info(f"training an attribute classifier on {data.fingerprint['name']} "
+                 f"({data.train_images.shape[0]:,} training and {data.val_images.shape[0]:,} validation images, "
+                 f"{size}x{size}, crop {crop}) on {torch_device} for {trainer.options.epochs} epochs -> {out}")
+    torch.set_float32_matmul_precision("high")
+    finished = run_training(trainer, _ClassifierDisplay)
+    if finished:
+        _print_attribute_table(trainer.metrics, data.not_rendered)
+    resume_command = f"latentctl train classifier --resume --out {out}"
+    if custom_data:
+        resume_command += f" --data-root {data_root}"
+    _report(trainer, out, finished, json_output, resume_command, command="train classifier",
+            extra={"metrics": trainer.metrics})
+
+
+class _ClassifierDisplay(_TrainingDisplay):
+    def step_text(self, info: dict[str, Any]) -> str:
+        return f"loss {info['loss']:.4f}"
+
+    def epoch_text(self, report: Any) -> str:
+        return (f"epoch {report.epoch}/{self.trainer.options.epochs}  loss {report.loss:.4f}  validation: "
+                f"accuracy {report.mean_accuracy:.1%}  balanced accuracy {report.mean_balanced_accuracy:.1%}  "
+                f"{report.seconds:.1f}s")
+
+
+def _print_attribute_table(metrics: dict[str, Any], not_rendered: list[str]) -> None:
+    """Print each attribute's validation accuracy and balanced accuracy, then their means (stderr)."""
+    names = list(metrics["accuracy"])
+    rows = [[name, f"{metrics['accuracy'][name]:.1%}", f"{metrics['balanced_accuracy'][name]:.1%}",
+             f"{metrics['positives'][name] / metrics['images']:.1%}",
+             "[dim]not drawn[/]" if name in not_rendered else ""] for name in names]
+    console.print_table(f"validation ({metrics['images']:,} images)",
+                        ["attribute", "accuracy", "balanced accuracy", "present in", ""], rows)
+    console.info(f"mean over the {len(names)} attributes: accuracy {metrics['mean_accuracy']:.1%}, "
+                 f"balanced accuracy {metrics['mean_balanced_accuracy']:.1%}")
+    drawn = [name for name in names if name not in not_rendered]
+    if not_rendered and drawn:
+        console.info(f"mean over the {len(drawn)} attributes the synthetic faces draw: accuracy "
+                     f"{sum(metrics['accuracy'][n] for n in drawn) / len(drawn):.1%}, balanced accuracy "
+                     f"{sum(metrics['balanced_accuracy'][n] for n in drawn) / len(drawn):.1%} (the other "
+                     f"{len(not_rendered)} are labels only: nothing in the image says them)")

@@ -91,7 +91,7 @@ class PreparedCelebA:
     """The cache, opened: images memory-mapped, the rest in memory."""
 
     path: Path
-    images: np.ndarray  # (N, 3, S, S) uint8, memory-mapped read-only
+    images: np.ndarray  # (N, 3, S, S) uint8, memory-mapped (copy-on-write: the file never changes)
     attributes: np.ndarray  # (N, 40) uint8 in {0, 1}
     split: np.ndarray  # (N,) int8: 0 train, 1 val, 2 test
     filenames: list[str]
@@ -286,7 +286,8 @@ def load_prepared(root: Path, size: int = DEFAULT_SIZE, crop: int = DEFAULT_CROP
                              hint=f"run 'latentctl data prepare celeba --size {size} --crop {crop}'")
     meta = read_json(path / META_FILE)
     try:
-        images = np.load(path / IMAGES_FILE, mmap_mode="r", allow_pickle=False)
+        # copy-on-write: torch wants writable arrays, and the file must never change
+        images = np.load(path / IMAGES_FILE, mmap_mode="c", allow_pickle=False)
         attributes = np.load(path / ATTRIBUTES_FILE, allow_pickle=False)
         split = np.load(path / SPLIT_FILE, allow_pickle=False)
         filenames = (path / FILENAMES_FILE).read_text(encoding="utf-8").splitlines()

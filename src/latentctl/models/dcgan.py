@@ -6,6 +6,14 @@ down to one logit, weights drawn from N(0, 0.02). One deviation, for any image s
 ``s * 2**k`` with ``4 <= s <= 7`` (28 = 7 * 4 for MNIST, 64 = 4 * 16 for faces): the first generator block
 maps the input to an ``s x s`` feature map and the last discriminator block reads one back.
 
+Upsampling (``upsample``): DCGAN's transposed convolutions (kernel 4, stride 2) overlap unevenly and
+paint a checkerboard (Odena et al., 2016). On digits that does no harm; on faces with flat regions (the
+synthetic set, smooth skin and backgrounds) the discriminator learnt to spot the pattern within a hundred
+steps and the generator never got past coloured noise. ``"nearest"`` doubles the resolution by
+nearest-neighbour upsampling followed by a 3x3 convolution: no checkerboard, faces within 200 steps in
+the same test, for 2.25x the multiply-adds of the upsampling layers. Faces use it; digits keep
+``"transpose"``, the setting their quality was measured with.
+
 Conditioning (``num_classes > 0``), as in Mirza & Osindero's conditional GAN:
 - the generator concatenates the noise with a learned label embedding. The embedding starts small
   (std ``EMBED_INIT_STD``) next to the N(0, I) noise: with unit-variance embeddings the generator found
@@ -23,6 +31,7 @@ import torch
 from torch import nn
 
 EMBED_INIT_STD = 0.3  # generator label embedding at initialisation; see the module docstring
+UPSAMPLING = ("transpose", "nearest")
 
 @dataclass(frozen=True)
 class GANConfig:
@@ -35,12 +44,15 @@ class GANConfig:
     channels: int = 1
     gen_width: int = 64  # channels of the generator's last hidden block; doubled per block towards the input
     disc_width: int = 64  # channels of the discriminator's first block; doubled per block towards the logit
+    upsample: str = "transpose"  # "transpose" (DCGAN) or "nearest" (upsample + 3x3 conv); see the docstring
 
     def __post_init__(self) -> None:
         base_size(self.image_size)  # raises on unsupported sizes
         for name in ("latent_dim", "image_size", "channels", "gen_width", "disc_width"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.upsample not in UPSAMPLING:
+            raise ValueError(f"upsample must be one of {', '.join(UPSAMPLING)}, got {self.upsample!r}")
         if self.num_classes < 0 or (self.num_classes > 0 and self.embed_dim <= 0):
             raise ValueError("num_classes must be >= 0, and embed_dim positive when conditional")
 
@@ -75,6 +87,14 @@ def init_weights(module: nn.Module) -> None:
         nn.init.normal_(module.weight, 0.0, 1.0)
 
 
+def upsampling(kind: str, width_in: int, width_out: int) -> nn.Module:
+    """A layer that doubles the resolution: DCGAN's transposed convolution, or nearest + 3x3 convolution."""
+    if kind == "transpose":
+        return nn.ConvTranspose2d(width_in, width_out, 4, 2, 1, bias=False)
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
+                         nn.Conv2d(width_in, width_out, 3, 1, 1, bias=False))
+
+
 class Generator(nn.Module):
     """Maps noise (N, latent_dim) and labels (N,) to images (N, C, H, W) in [-1, 1]."""
 
@@ -92,9 +112,8 @@ class Generator(nn.Module):
             nn.ReLU(True),
         ]
         for width_in, width_out in zip(widths, widths[1:], strict=False):  # each doubles the resolution
-            blocks += [nn.ConvTranspose2d(width_in, width_out, 4, 2, 1, bias=False),
-                       nn.BatchNorm2d(width_out), nn.ReLU(True)]
-        blocks += [nn.ConvTranspose2d(widths[-1], config.channels, 4, 2, 1, bias=False), nn.Tanh()]
+            blocks += [upsampling(config.upsample, width_in, width_out), nn.BatchNorm2d(width_out), nn.ReLU(True)]
+        blocks += [upsampling(config.upsample, widths[-1], config.channels), nn.Tanh()]
         self.net = nn.Sequential(*blocks)
         self.apply(init_weights)
         if self.embed is not None:
