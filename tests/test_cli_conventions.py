@@ -10,10 +10,10 @@ import pytest
 
 from latentctl import __version__
 
-COMMANDS = [[], ["data"], ["data", "download"], ["data", "check"], ["data", "synth"], ["data", "import"], ["train"],
-            ["train", "cgan"], ["sample"], ["interpolate"], ["demo"]]
-LEAVES = [["data", "download"], ["data", "check"], ["data", "synth"], ["data", "import"], ["train", "cgan"], ["sample"],
-          ["interpolate"], ["demo"]]
+LEAVES = [["data", "download"], ["data", "check"], ["data", "synth"], ["data", "import"], ["data", "prepare"],
+          ["train", "cgan"], ["train", "gan"], ["train", "classifier"], ["classify"], ["sample"], ["interpolate"],
+          ["demo"]]
+COMMANDS = [[], ["data"], ["train"], *LEAVES]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "root")

@@ -1,10 +1,11 @@
-"""``latentctl demo``: the whole digit workflow offline, on synthetic data, on a CPU, in a few minutes."""
+"""``latentctl demo``: the digit and face workflows offline, on synthetic data, on a CPU, in a few minutes."""
 
 from __future__ import annotations
 
 import time
+from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -16,6 +17,18 @@ DEMO_TRAIN_IMAGES = 12_000
 DEMO_TEST_IMAGES = 2_000
 DEMO_EPOCHS = 10
 DEMO_WIDTH = 32
+# Faces at 32x32: about 4 minutes on 2 cores for the classifier and the GAN together.
+DEMO_FACES = 12_000
+DEMO_FACE_SIZE = 32
+DEMO_FACE_EPOCHS = 12
+DEMO_FACE_WIDTH = 32
+DEMO_CLASSIFIER_EPOCHS = 4
+
+
+class Part(str, Enum):
+    all = "all"
+    digits = "digits"
+    faces = "faces"
 
 
 def register(app: typer.Typer) -> None:
@@ -25,36 +38,82 @@ def register(app: typer.Typer) -> None:
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Folder for everything the demo makes.",
                                       file_okay=False)] = Path("latentctl-demo"),
-    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training epochs.")] = DEMO_EPOCHS,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training epochs of the digit cGAN.")] = DEMO_EPOCHS,
+    face_epochs: Annotated[int, typer.Option("--face-epochs", min=1, help="Training epochs of the face "
+                                             "GAN.")] = DEMO_FACE_EPOCHS,
+    only: Annotated[Part, typer.Option("--only", help="Run one part: digits or faces.")] = Part.all,
     device: Device = "auto",
     seed: Seed = 0,
     json_output: Json = False,
 ) -> None:
-    """Run the digit workflow offline: synthetic digits, a small cGAN, samples, a walk, a score.
+    """Run the digit and face workflows offline: synthetic data, small models, samples, walks, scores.
 
-    Needs no dataset, no network and no GPU. Writes into --out: the synthetic dataset, the trained model,
-    a grid with one row per digit, an interpolation GIF, a 1->7 morph, and prints a summary table.
+    Needs no dataset, no network and no GPU. Digits: a conditional GAN, a grid with one row per digit, an
+    interpolation GIF, a 1->7 morph, scored by an independent digit classifier. Faces: synthetic CelebA, an
+    attribute classifier and a face GAN at 32x32, a grid and a walk, the attribute mix of the generated
+    faces against the data's. Writes everything into --out and prints a summary table.
 
     Examples:
 
         latentctl demo
+        latentctl demo --only faces --out /tmp/demo --json
         latentctl demo --out /tmp/demo --device cuda --json
     """
+    from latentctl.device import resolve_device
+
+    started = time.perf_counter()
+    torch_device = resolve_device(device)
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Any] = {}
+    report: dict[str, Any] = {"command": "demo", "device": str(torch_device)}
+    if only in (Part.all, Part.digits):
+        digit_files, digit_report = _digits(out, epochs, seed, torch_device)
+        files.update(digit_files)
+        report.update(digit_report)
+    if only in (Part.all, Part.faces):
+        face_files, face_report = _faces(out, face_epochs, seed, torch_device)
+        files.update(face_files)
+        report["faces"] = face_report
+    minutes = (time.perf_counter() - started) / 60
+    console.print_table("latentctl demo", ["what", "where"], [[k, v] for k, v in files.items()])
+    if "score" in report:
+        score, variety = report["score"], report["variety"]
+        console.info(f"generated digits recognised as the asked-for digit: {score['accuracy']:.1%} "
+                     f"(judge's accuracy on real test digits: {score['judge_accuracy']:.1%}); variety within a "
+                     f"digit {variety['generated']:.3f} (real digits: {variety['real']:.3f})")
+    if "faces" in report:
+        faces = report["faces"]["score"]
+        mix = ", ".join(f"{name} {faces['generated'][name]:.0%} (data {faces['real'][name]:.0%})"
+                        for name in faces["key_attributes"])
+        console.info(f"generated faces as the classifier reads them: {mix}; variety {faces['variety']['generated']:.3f}"
+                     f" (real faces: {faces['variety']['real']:.3f}); classifier's balanced accuracy on the "
+                     f"drawn attributes {report['faces']['classifier_balanced_accuracy']:.1%}")
+    console.info(f"{minutes:.1f} minutes in all")
+    if json_output:
+        console.emit_json({**report, "files": {k: str(v) for k, v in files.items()}, "epochs": epochs,
+                           "minutes": round(minutes, 2)})
+    else:
+        console.emit_path(files.get("samples") or files["face_samples"])
+
+
+def _interrupted(command: str) -> None:
+    console.info(f"interrupted; resume with: {command}")
+    raise typer.Exit(130)
+
+
+def _digits(out: Path, epochs: int, seed: int, torch_device: Any) -> tuple[dict[str, Path], dict[str, Any]]:
+    """The digit part: synthetic digits, a conditional GAN, samples, walks, a score."""
     import torch
 
     from latentctl import images as image_io
     from latentctl.cli.train import run_training
     from latentctl.data.synth_digits import synth_digits
-    from latentctl.device import resolve_device
     from latentctl.evaluate import conditional_accuracy, fit_digit_classifier, to_unit_range, within_label_diversity
     from latentctl.latent.sampling import generate, interpolation_walks, noise_for_seeds
     from latentctl.store import load_model
     from latentctl.train.cgan import default_config, load_digits
     from latentctl.train.gan import GANTrainer, TrainOptions
 
-    started = time.perf_counter()
-    torch_device = resolve_device(device)
-    out.mkdir(parents=True, exist_ok=True)
     data_root, model_dir = out / "data" / "digits", out / "models" / "cgan"
 
     console.info(f"[1/4] drawing {DEMO_TRAIN_IMAGES:,} synthetic digits into {data_root}")
@@ -66,9 +125,7 @@ def demo(
     trainer = GANTrainer(default_config(gen_width=DEMO_WIDTH, disc_width=DEMO_WIDTH), options, dataset,
                          model_dir, torch_device)
     if not run_training(trainer):
-        console.info(f"interrupted; resume with: latentctl train cgan --resume --out {model_dir} "
-                     f"--data-root {data_root}")
-        raise typer.Exit(130)
+        _interrupted(f"latentctl train cgan --resume --out {model_dir} --data-root {data_root}")
 
     console.info("[3/4] sampling and interpolating")
     generator, config = load_model(model_dir, "cgan", torch_device)
@@ -92,17 +149,63 @@ def demo(
     variety = {"generated": round(within_label_diversity(variety_images, variety_labels), 4),
                "real": round(within_label_diversity(to_unit_range(test.images), test.labels), 4)}
 
-    minutes = (time.perf_counter() - started) / 60
     files = {"samples": grid_path, "interpolation": walk_path, "morph": morph_path, "model": model_dir,
              "loss_curve": model_dir / "loss.png", "dataset": data_root}
-    console.print_table("latentctl demo", ["what", "where"], [[k, v] for k, v in files.items()])
-    console.info(f"generated digits recognised as the asked-for digit: {score.accuracy:.1%} "
-                 f"(judge's accuracy on real test digits: {score.judge_accuracy:.1%}); variety within a digit "
-                 f"{variety['generated']:.3f} (real digits: {variety['real']:.3f}); "
-                 f"{minutes:.1f} minutes in all")
-    if json_output:
-        console.emit_json({"command": "demo", "files": {k: str(v) for k, v in files.items()},
-                           "score": score.to_dict(), "variety": variety, "epochs": epochs, "device": str(torch_device),
-                           "minutes": round(minutes, 2)})
-    else:
-        console.emit_path(grid_path)
+    return files, {"score": score.to_dict(), "variety": variety}
+
+
+def _faces(out: Path, epochs: int, seed: int, torch_device: Any) -> tuple[dict[str, Path], dict[str, Any]]:
+    """The face part: synthetic CelebA, an attribute classifier, a face GAN, samples, a walk, a score."""
+    import torch
+
+    from latentctl import images as image_io
+    from latentctl.cli.train import _ClassifierDisplay, run_training
+    from latentctl.data.prepare import ensure_prepared
+    from latentctl.data.synth_faces import synth_faces
+    from latentctl.faces_eval import score_faces
+    from latentctl.latent.sampling import generate, interpolation_walks, noise_for_seeds
+    from latentctl.models.classifier import ClassifierConfig
+    from latentctl.store import load_model
+    from latentctl.train.classifier import AttributeData, ClassifierOptions, ClassifierTrainer
+    from latentctl.train.faces import default_config, faces_dataset
+    from latentctl.train.gan import GANTrainer, TrainOptions
+
+    data_root = out / "data" / "faces"
+    classifier_dir, gan_dir = out / "models" / "classifier", out / "models" / "gan"
+    console.info(f"\\[faces 1/5] drawing {DEMO_FACES:,} synthetic faces into {data_root} and preparing them at "
+                 f"{DEMO_FACE_SIZE}x{DEMO_FACE_SIZE}")
+    synth_faces(data_root, DEMO_FACES, seed=seed, force=True)
+    prepared = ensure_prepared(data_root, DEMO_FACE_SIZE)
+
+    console.info(f"\\[faces 2/5] training the attribute classifier for {DEMO_CLASSIFIER_EPOCHS} epochs")
+    classifier_trainer = ClassifierTrainer(ClassifierConfig(image_size=DEMO_FACE_SIZE),
+                                           ClassifierOptions(epochs=DEMO_CLASSIFIER_EPOCHS, seed=seed),
+                                           AttributeData.from_prepared(prepared), classifier_dir, torch_device)
+    if not run_training(classifier_trainer, _ClassifierDisplay):
+        _interrupted(f"latentctl train classifier --resume --out {classifier_dir} --data-root {data_root}")
+
+    console.info(f"\\[faces 3/5] training a face GAN for {epochs} epoch{'s' * (epochs != 1)}")
+    options = TrainOptions(epochs=epochs, batch_size=64, flip=True, seed=seed, sample_every=epochs)
+    gan_trainer = GANTrainer(default_config(DEMO_FACE_SIZE, 100, DEMO_FACE_WIDTH, DEMO_FACE_WIDTH), options,
+                             faces_dataset(prepared), gan_dir, torch_device, kind="gan")
+    if not run_training(gan_trainer):
+        _interrupted(f"latentctl train gan --resume --out {gan_dir} --data-root {data_root}")
+
+    console.info("\\[faces 4/5] sampling and walking between faces")
+    generator, config = load_model(gan_dir, "gan", torch_device)
+    grid = generate(generator, noise_for_seeds(range(64), config.latent_dim))
+    grid_path = image_io.save_image(image_io.to_pil(grid, nrow=8, scale=3), out / "faces.png")
+    walk_path = image_io.save_walks(interpolation_walks(generator, config.latent_dim, seed, rows=4, frames=16,
+                                                        mode="slerp"), out / "faces-walk.gif", scale=3)
+
+    console.info("\\[faces 5/5] reading the generated faces with the classifier")
+    classifier, _ = load_model(classifier_dir, "classifier", torch_device)
+    images, attributes = prepared.select("val")
+    rendered = [name for name in prepared.attribute_names if name not in prepared.not_rendered]
+    score = score_faces(generator, config.latent_dim, classifier, prepared.attribute_names,
+                        torch.from_numpy(images), torch.from_numpy(attributes), rendered)
+    metrics = (classifier_trainer.metrics or {})["balanced_accuracy"]
+    files = {"face_samples": grid_path, "face_walk": walk_path, "face_gan": gan_dir,
+             "face_classifier": classifier_dir, "face_dataset": data_root}
+    return files, {"score": score.to_dict(), "epochs": epochs, "classifier_epochs": DEMO_CLASSIFIER_EPOCHS,
+                   "classifier_balanced_accuracy": round(sum(metrics[name] for name in rendered) / len(rendered), 4)}
