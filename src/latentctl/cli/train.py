@@ -28,6 +28,24 @@ def _positive(value: float) -> float:
     return value
 
 
+def _image_size(value: int) -> int:
+    from latentctl.models.dcgan import base_size
+
+    try:
+        base_size(value)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    return value
+
+
+Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in --out exactly where it stopped.")]
+Force = Annotated[bool, typer.Option("--force", help="Start over, replacing the run in --out.")]
+ImageSize = Annotated[int, typer.Option(min=8, max=1024, callback=_image_size, help="Image side in pixels (s * 2**k "
+                                        "with 4 <= s <= 7: 32, 64, 128...).", rich_help_panel=ARCH)]
+Crop = Annotated[int, typer.Option(min=8, max=178, help="Centred square cut from CelebA's 178x218 images before "
+                                   "resizing (see 'latentctl data prepare').", rich_help_panel=ARCH)]
+
+
 @app.command("cgan")
 def train_cgan(
     context: typer.Context,
@@ -54,9 +72,8 @@ def train_cgan(
     disc_width: Annotated[int, typer.Option(min=4, help="Discriminator width (channels of its first "
                                             "block).", rich_help_panel=ARCH)] = 64,
     sample_every: Annotated[int, typer.Option(min=1, help="Write a sample grid every N epochs.")] = 1,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out exactly where it "
-                                         "stopped.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Start over, replacing the run in --out.")] = False,
+    resume: Resume = False,
+    force: Force = False,
     device: Device = "auto",
     seed: Seed = 0,
     json_output: Json = False,
@@ -116,14 +133,11 @@ def train_gan(
                                            "block).", rich_help_panel=ARCH)] = 64,
     disc_width: Annotated[int, typer.Option(min=4, help="Discriminator width (channels of its first "
                                             "block).", rich_help_panel=ARCH)] = 64,
-    size: Annotated[int, typer.Option(min=8, max=1024, help="Image side in pixels (s * 2**k with 4 <= s <= 7: "
-                                      "32, 64, 128...).", rich_help_panel=ARCH)] = 64,
-    crop: Annotated[int, typer.Option(min=8, max=178, help="Centred square cut from CelebA's 178x218 images "
-                                      "before resizing (see 'latentctl data prepare').", rich_help_panel=ARCH)] = 178,
+    size: ImageSize = 64,
+    crop: Crop = 178,
     sample_every: Annotated[int, typer.Option(min=1, help="Write a sample grid every N epochs.")] = 1,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out exactly where it "
-                                         "stopped.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Start over, replacing the run in --out.")] = False,
+    resume: Resume = False,
+    force: Force = False,
     device: Device = "auto",
     seed: Seed = 0,
     json_output: Json = False,
@@ -141,15 +155,10 @@ def train_gan(
         latentctl train gan --resume --epochs 60
     """
     from latentctl.device import resolve_device
-    from latentctl.models.dcgan import base_size
     from latentctl.train.faces import default_config
     from latentctl.train.gan import TrainOptions
 
     _check_resume_force(resume, force)
-    try:
-        base_size(size)
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="--size") from None
     out = out or paths.model_dir("gan-celeba")
     custom_data = data_root is not None
     data_root = data_root or paths.data_dir("celeba")
@@ -360,16 +369,6 @@ def _report(trainer: Any, out: Path, finished: bool, json_output: bool, resume_c
         console.emit_path(out)
 
 
-def _image_size(value: int) -> int:
-    from latentctl.models.dcgan import base_size
-
-    try:
-        base_size(value)
-    except ValueError as error:
-        raise typer.BadParameter(str(error)) from None
-    return value
-
-
 @app.command("classifier")
 def train_classifier(
     context: typer.Context,
@@ -383,13 +382,10 @@ def train_classifier(
                                       rich_help_panel=HYPER)] = 1e-3,
     width: Annotated[int, typer.Option(min=4, help="Channels of the first convolution; doubled at each lower "
                                        "resolution.", rich_help_panel=ARCH)] = 32,
-    size: Annotated[int, typer.Option(min=8, max=1024, callback=_image_size, help="Image side in pixels (s * 2**k "
-                                      "with 4 <= s <= 7: 32, 64, 128...).", rich_help_panel=ARCH)] = 64,
-    crop: Annotated[int, typer.Option(min=8, max=178, help="Centred square cut from CelebA's 178x218 images "
-                                      "before resizing (see 'latentctl data prepare').", rich_help_panel=ARCH)] = 178,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out exactly where it "
-                                         "stopped.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Start over, replacing the run in --out.")] = False,
+    size: ImageSize = 64,
+    crop: Crop = 178,
+    resume: Resume = False,
+    force: Force = False,
     device: Device = "auto",
     seed: Seed = 0,
     json_output: Json = False,

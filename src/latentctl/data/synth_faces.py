@@ -174,6 +174,9 @@ def _sample_chunk(seed: int, start: int, count: int) -> np.ndarray:
 
     bald = set_rate("Bald", np.where(male, np.where(young, 0.02, 0.10), 0.003))
     has[bald, _COLUMN["Bangs"]] = False
+    # A receding hairline cannot show under bangs or on a bald head (and rarely does in CelebA): it would be
+    # a label the picture contradicts.
+    has[bald | has[:, _COLUMN["Bangs"]], _COLUMN["Receding_Hairline"]] = False
     grey = set_rate("Gray_Hair", np.where(young, 0.007, 0.16), ~bald)
     colour = rng.random(count)
     floor = np.zeros(count)
@@ -255,7 +258,7 @@ def draw_face(attributes: np.ndarray, rng: np.random.Generator) -> Image.Image:
 
     # Geometry: the face is an ellipse around (cx, cy); CelebA's alignment keeps it nearly fixed.
     cx, cy = 89 + uniform(-4, 4), 122 + uniform(-4, 4)
-    half_width = (37 if male else 33) * uniform(0.93, 1.07) * (1.12 if has["Chubby"] else 1.0)
+    half_width = (37 if male else 33) * uniform(0.95, 1.05) * (1.22 if has["Chubby"] else 1.0)
     half_height = 52 * uniform(0.95, 1.05)
     top, chin = cy - half_height, cy + half_height
     eye_y = cy - 11 + uniform(-2, 2)
@@ -309,16 +312,18 @@ def draw_face(attributes: np.ndarray, rng: np.random.Generator) -> Image.Image:
             draw.ellipse([x - 6, eye_y - 22, x + 6, eye_y + 8], fill=shade(hair, 0.9) if young else (170, 170, 170))
         draw.ellipse([cx - 12, top + 6, cx + 8, top + 16], fill=shade(skin, 1.12))  # the shine of a bare scalp
     else:
-        hairline = top + (10 if has["Receding_Hairline"] else 22) * uniform(0.85, 1.15)
-        if has["Bangs"]:
-            hairline = eye_y - 16
+        hairline = top + (6 if has["Receding_Hairline"] else 16) * uniform(0.85, 1.15)
         draw.chord([cx - half_width - 3, top - 8, cx + half_width + 3, 2 * hairline - top + 8], 180, 360, fill=hair)
-        if has["Bangs"]:
-            draw.rectangle([cx - half_width * 0.9, top + 10, cx + half_width * 0.9, hairline], fill=hair)
+        if has["Bangs"]:  # a fringe with a jagged edge down to the eyebrows, well below any hairline
+            fringe = eye_y - 13
+            left, right = cx - half_width * 0.92, cx + half_width * 0.92
+            points = 13  # six teeth
+            edge = [(left + (right - left) * k / (points - 1), fringe + (4 if k % 2 else 0)) for k in range(points)]
+            draw.polygon([(left, top + 8), (right, top + 8), *reversed(edge)], fill=hair)
 
     # Eyes, eyebrows, eye shadow.
     eye_dx = 19 * uniform(0.93, 1.07)
-    eye_half_height = 2.5 if has["Narrow_Eyes"] else 4.5
+    eye_half_height = 1.8 if has["Narrow_Eyes"] else 5.0
     iris = mix(((40, 25, 15), (90, 60, 30), (70, 110, 140)))
     brow = shade(hair, 0.7) if hair_name not in ("Blond_Hair", "Gray_Hair") else shade(hair, 0.75)
     if has["Bald"]:
@@ -330,10 +335,10 @@ def draw_face(attributes: np.ndarray, rng: np.random.Generator) -> Image.Image:
         draw.ellipse([x - 9, eye_y - eye_half_height, x + 9, eye_y + eye_half_height], fill=(245, 245, 240))
         draw.ellipse([x - 3.5, eye_y - min(3.5, eye_half_height), x + 3.5, eye_y + min(3.5, eye_half_height)],
                      fill=iris)
-        arch = 6 if has["Arched_Eyebrows"] else 2
+        arch = 9 if has["Arched_Eyebrows"] else 1
         brow_y = eye_y - 10
         draw.line([(x - 10, brow_y), (x + side * 3, brow_y - arch), (x + 10, brow_y)], fill=brow,
-                  width=5 if has["Bushy_Eyebrows"] else 2)
+                  width=8 if has["Bushy_Eyebrows"] else 2)
         if has["Rosy_Cheeks"]:
             draw.ellipse([x - 9, eye_y + 12, x + 9, eye_y + 24], fill=shade((235, 120, 120), 0.95))
 
@@ -346,7 +351,7 @@ def draw_face(attributes: np.ndarray, rng: np.random.Generator) -> Image.Image:
     # Mouth: lips red with lipstick; an open mouth shows dark; a smile curves up at the corners.
     lips = (185, 25, 45) if has["Wearing_Lipstick"] else shade((skin[0], int(skin[1] * 0.8), int(skin[2] * 0.8)), 0.85)
     mouth_half_width = 14 * uniform(0.9, 1.1)
-    lip_height = 4 if has["Big_Lips"] else 2.5
+    lip_height = 6 if has["Big_Lips"] else 2.5
     if has["Mouth_Slightly_Open"]:
         depth = 12 if has["Smiling"] else 8
         box = [cx - mouth_half_width, mouth_y - depth / 2 - 2, cx + mouth_half_width, mouth_y + depth / 2 + 4]
@@ -361,8 +366,8 @@ def draw_face(attributes: np.ndarray, rng: np.random.Generator) -> Image.Image:
         draw.line([(cx - mouth_half_width, mouth_y), (cx + mouth_half_width, mouth_y)], fill=lips,
                   width=int(lip_height * 1.6))
     if has["Mustache"]:
-        draw.polygon([(cx - mouth_half_width - 3, mouth_y - 3), (cx, mouth_y - 12),
-                      (cx + mouth_half_width + 3, mouth_y - 3), (cx, mouth_y - 7)], fill=beard_colour)
+        draw.polygon([(cx - mouth_half_width - 4, mouth_y - 2), (cx, mouth_y - 14),
+                      (cx + mouth_half_width + 4, mouth_y - 2), (cx, mouth_y - 6)], fill=shade(beard_colour, 0.8))
 
     # Age: lines on the forehead, beside the nose and under the eyes.
     if not young:
@@ -377,10 +382,11 @@ def draw_face(attributes: np.ndarray, rng: np.random.Generator) -> Image.Image:
             draw.arc([cx + side * eye_dx - 8, eye_y + 2, cx + side * eye_dx + 8, eye_y + 10], 20, 160, fill=line)
 
     if has["Eyeglasses"]:
-        frame = (20, 20, 20) if rng.random() < 0.7 else (150, 110, 60)
+        # dark frames, or light ones on dark skin: glasses must stand out from the face they are on
+        frame = (20, 20, 20) if rng.random() < 0.7 or sum(skin) > 450 else (225, 205, 120)
         for side in (-1, 1):
             x = cx + side * eye_dx
-            draw.rounded_rectangle([x - 13, eye_y - 9, x + 13, eye_y + 9], radius=5, outline=frame, width=3)
+            draw.rounded_rectangle([x - 13, eye_y - 9, x + 13, eye_y + 9], radius=5, outline=frame, width=4)
             draw.line([(x + side * 13, eye_y - 4), (cx + side * (half_width + 3), eye_y - 6)], fill=frame, width=3)
         draw.line([(cx - eye_dx + 13, eye_y - 2), (cx + eye_dx - 13, eye_y - 2)], fill=frame, width=3)
 
