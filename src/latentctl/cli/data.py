@@ -142,7 +142,7 @@ def _download_celeba(root: Path, source: CelebaSource, hub_repo: str | None, mir
     console.info(f"celeba is ready in {root}: {result.images:,} images from {result.origin} in {seconds:.1f}s")
 
 
-class _RunningTotal:
+class RunningTotal:
     """Feeds a progress bar's ``advance(amount)`` from callbacks that report how much is done so far."""
 
     def __init__(self, advance: Callable[[int], None]) -> None:
@@ -160,7 +160,7 @@ class _DownloadBars:
     def __init__(self) -> None:
         self._stack = ExitStack()
         self._name: str | None = None
-        self._bar = _RunningTotal(lambda amount: None)
+        self._bar = RunningTotal(lambda amount: None)
 
     def __enter__(self) -> _DownloadBars:
         return self
@@ -171,7 +171,7 @@ class _DownloadBars:
     def update(self, name: str, done: int, total: int | None, unit: str = "bytes") -> None:
         if name != self._name:
             self.finish()  # the previous file is finished: its bar goes
-            self._bar = _RunningTotal(self._stack.enter_context(console.progress(name, total, unit=unit)))
+            self._bar = RunningTotal(self._stack.enter_context(console.progress(name, total, unit=unit)))
             self._name = name
         self._bar.update(done)
 
@@ -207,7 +207,7 @@ def check(
         from latentctl.data.celeba import check_celeba
 
         with console.progress("decoding", total=None) as advance:
-            report = check_celeba(root, deep=deep, on_progress=_RunningTotal(advance).update)
+            report = check_celeba(root, deep=deep, on_progress=RunningTotal(advance).update)
         render: Callable[[Any], None] = _print_celeba_check
     else:
         from latentctl.data.mnist import check_mnist
@@ -302,7 +302,7 @@ def import_(
     console.info(f"importing {dataset.value} from {source} into {root}")
     started = time.perf_counter()
     with console.progress("files", total=None) as advance:
-        result = import_celeba(source, root, force=force, on_progress=_RunningTotal(advance).update)
+        result = import_celeba(source, root, force=force, on_progress=RunningTotal(advance).update)
     seconds = time.perf_counter() - started
     if json_output:
         console.emit_json({"command": "data import", "dataset": dataset.value, "source": str(source),
@@ -345,7 +345,7 @@ def prepare(
         def advance_with_rate(amount: int) -> None:
             advance(amount, speed=f"{tracker.done / max(time.perf_counter() - started, 1e-6):,.0f} images/s")
 
-        tracker = _RunningTotal(advance_with_rate)
+        tracker = RunningTotal(advance_with_rate)
         result = prepare_celeba(root, size, crop, workers=workers, force=force, on_progress=tracker.update)
     if json_output:
         console.emit_json({"command": "data prepare", "dataset": dataset.value, "root": str(root),
@@ -407,7 +407,7 @@ def synth(
     started = time.perf_counter()
     with console.progress("digits", total=total) as advance:
         files = synth_digits(root, n_train=n_train, n_test=n_test, seed=seed, force=force,
-                             on_progress=_RunningTotal(advance).update)
+                             on_progress=RunningTotal(advance).update)
     seconds = time.perf_counter() - started
     if json_output:
         console.emit_json({"command": "data synth", "dataset": dataset.value, "root": str(root), "seed": seed,
@@ -426,7 +426,7 @@ def _synth_faces(root: Path, n: int, seed: int, force: bool, json_output: bool) 
     console.info(f"drawing {n:,} synthetic faces into {root}")
     started = time.perf_counter()
     with console.progress("faces", total=n) as advance:
-        files = synth_faces(root, n, seed=seed, force=force, on_progress=_RunningTotal(advance).update)
+        files = synth_faces(root, n, seed=seed, force=force, on_progress=RunningTotal(advance).update)
     seconds = time.perf_counter() - started
     if json_output:
         console.emit_json({"command": "data synth", "dataset": "faces", "root": str(root), "seed": seed, "n": n,

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from latentctl import console, paths
+from latentctl.cli.data import RunningTotal
 from latentctl.cli.options import DataRoot, Device, Json, Seed
 from latentctl.errors import LatentctlError
 
@@ -101,9 +102,7 @@ def train_cgan(
     dataset = load_digits(data_root)  # before --force clears anything: a typo in --data-root loses nothing
     options = TrainOptions(epochs=epochs or 20, batch_size=batch_size, lr=lr, beta1=beta1, beta2=beta2,
                            ema_decay=ema_decay, mode_seeking=mode_seeking, seed=seed, sample_every=sample_every)
-    resume_command = f"latentctl train cgan --resume --out {out}"
-    if custom_data:
-        resume_command += f" --data-root {data_root}"
+    resume_command = _resume_command("cgan", out, data_root if custom_data else None)
     _train_gan(context, "cgan", dataset, default_config(latent_dim, gen_width, disc_width), options, out,
                torch_device, resume=resume, force=force, epochs=epochs, json_output=json_output,
                resume_command=resume_command)
@@ -168,9 +167,7 @@ def train_gan(
     dataset = _load_prepared_faces(data_root, size, crop)
     options = TrainOptions(epochs=epochs or 25, batch_size=batch_size, lr=lr, beta1=beta1, beta2=beta2,
                            ema_decay=ema_decay, flip=flip, seed=seed, sample_every=sample_every)
-    resume_command = f"latentctl train gan --resume --out {out}"
-    if custom_data:
-        resume_command += f" --data-root {data_root}"
+    resume_command = _resume_command("gan", out, data_root if custom_data else None)
     _train_gan(context, "gan", dataset, default_config(size, latent_dim, gen_width, disc_width), options, out,
                torch_device, resume=resume, force=force, epochs=epochs, json_output=json_output,
                resume_command=resume_command)
@@ -209,13 +206,20 @@ def _prepared_celeba(data_root: Path, size: int, crop: int) -> Any:
 
     load_celeba(data_root)  # a missing dataset fails here with the import hint, before any progress bar
     with console.progress("preparing", total=None) as advance:
-        done = [0]
+        return ensure_prepared(data_root, size, crop, on_start=starting, on_progress=RunningTotal(advance).update)
 
-        def progress(count: int, total: int) -> None:
-            advance(count - done[0])
-            done[0] = count
 
-        return ensure_prepared(data_root, size, crop, on_start=starting, on_progress=progress)
+def _announce_resume(trainer: Any, out: Path) -> None:
+    """Refuse to resume a run that has done all its epochs; otherwise say where it picks up."""
+    if trainer.epoch >= trainer.options.epochs:
+        raise LatentctlError(f"{out} has already trained {trainer.epoch} of {trainer.options.epochs} "
+                             "epochs", hint=f"pass --epochs N with N > {trainer.epoch} to train further")
+    console.info(f"resuming {out} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
+
+
+def _resume_command(kind: str, out: Path, data_root: Path | None) -> str:
+    """The command that continues an interrupted run (with --data-root only when one was given)."""
+    return f"latentctl train {kind} --resume --out {out}" + (f" --data-root {data_root}" if data_root else "")
 
 
 def _train_gan(context: typer.Context, kind: str, dataset: Any, config: Any, options: Any, out: Path,
@@ -233,10 +237,7 @@ def _train_gan(context: typer.Context, kind: str, dataset: Any, config: Any, opt
         if trainer.kind != kind:
             raise LatentctlError(f"{out} holds a {trainer.kind} run, not a {kind} run",
                                  hint=f"resume it with 'latentctl train {trainer.kind} --resume'")
-        if trainer.epoch >= trainer.options.epochs:
-            raise LatentctlError(f"{out} has already trained {trainer.epoch} of {trainer.options.epochs} "
-                                 "epochs", hint=f"pass --epochs N with N > {trainer.epoch} to train further")
-        console.info(f"resuming {out} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
+        _announce_resume(trainer, out)
     else:
         trainer = GANTrainer(config, options, dataset, out, torch_device, kind=kind)
     what = "a conditional DCGAN" if trainer.config.conditional else "a DCGAN"
@@ -423,10 +424,7 @@ def train_classifier(
     if resume:
         _warn_ignored_with_resume(context)
         trainer = ClassifierTrainer.resume(out, data, torch_device, epochs=epochs, warn=console.warn)
-        if trainer.epoch >= trainer.options.epochs:
-            raise LatentctlError(f"{out} has already trained {trainer.epoch} of {trainer.options.epochs} "
-                                 "epochs", hint=f"pass --epochs N with N > {trainer.epoch} to train further")
-        console.info(f"resuming {out} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
+        _announce_resume(trainer, out)
     else:
         config = ClassifierConfig(image_size=size, channels=3, num_attributes=len(data.names), width=width)
         options = ClassifierOptions(epochs=epochs or 5, batch_size=batch_size, lr=lr, seed=seed)
@@ -438,9 +436,7 @@ def train_classifier(
     finished = run_training(trainer, _ClassifierDisplay)
     if finished:
         _print_attribute_table(trainer.metrics, data.not_rendered)
-    resume_command = f"latentctl train classifier --resume --out {out}"
-    if custom_data:
-        resume_command += f" --data-root {data_root}"
+    resume_command = _resume_command("classifier", out, data_root if custom_data else None)
     _report(trainer, out, finished, json_output, resume_command, command="train classifier",
             extra={"metrics": trainer.metrics})
 
