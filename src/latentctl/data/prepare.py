@@ -175,11 +175,13 @@ def _stale_reason(path: Path, size: int, crop: int, fingerprint: str) -> str | N
 
 
 def prepare_celeba(root: Path, size: int = DEFAULT_SIZE, crop: int = DEFAULT_CROP, *, workers: int | None = None,
-                   force: bool = False, on_progress: Progress | None = None) -> PrepareResult:
+                   force: bool = False, on_start: Callable[[str, int], None] | None = None,
+                   on_progress: Progress | None = None) -> PrepareResult:
     """Build the cache of ``root``'s CelebA unless it is current; return what was done.
 
-    Decodes in ``workers`` processes (default: one per CPU). Raises LatentctlError, leaving any previous
-    cache as it was, when the dataset is missing or an image cannot be decoded.
+    Decodes in ``workers`` processes (default: one per CPU); ``on_start(reason, images)`` is called when a
+    build starts. Raises LatentctlError, leaving any previous cache as it was, when the dataset is missing
+    or an image cannot be decoded.
     """
     if size < 8 or crop < 8:
         raise LatentctlError(f"size {size} and crop {crop} must both be at least 8 pixels")
@@ -192,6 +194,8 @@ def prepare_celeba(root: Path, size: int = DEFAULT_SIZE, crop: int = DEFAULT_CRO
         return PrepareResult(path, False, len(celeba), time.perf_counter() - started, "current")
     if len(celeba) == 0:
         raise LatentctlError(f"{Path(root) / ATTR_TXT} lists no images", hint="import CelebA again")
+    if on_start:
+        on_start(reason, len(celeba))
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
     try:
@@ -310,10 +314,5 @@ def ensure_prepared(root: Path, size: int = DEFAULT_SIZE, crop: int = DEFAULT_CR
 
     ``on_start(reason, images)`` is called when a build starts, so a command can say why it waits.
     """
-    celeba = load_celeba(Path(root))
-    reason = _stale_reason(cache_dir(root, size, crop), size, crop, source_fingerprint(celeba))
-    if reason is not None:
-        if on_start:
-            on_start(reason, len(celeba))
-        prepare_celeba(root, size, crop, force=True, on_progress=on_progress)
+    prepare_celeba(root, size, crop, on_start=on_start, on_progress=on_progress)
     return load_prepared(root, size, crop)
