@@ -32,9 +32,11 @@ def model_dir(name: str) -> Path:
 
 
 def resolve_model(value: Path | None, default: str) -> Path:
-    """Return the model folder a ``--model`` value names: a path, else a name in ``models/``, else ``default``."""
+    """Return the model folder a ``--model`` value names: a path, a registered name (a folder in ``models/``
+    or an entry of the registry), or a Hub model ``user/repo[@revision]`` (pulled on first use); without a
+    value, ``models/default``. See latentctl.registry."""
     if value is None:
         return model_dir(default)
-    if not value.exists() and len(value.parts) == 1 and model_dir(str(value)).exists():
-        return model_dir(str(value))
-    return value
+    from latentctl import console, registry
+
+    return registry.resolve(value.as_posix(), announce=console.info)

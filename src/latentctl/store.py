@@ -198,18 +198,23 @@ def read_config(directory: Path, kind: str | tuple[str, ...] | None = None, opti
 
 def load_state_strict(module: Any, tensors: dict[str, Any], source: Path) -> None:
     """Load ``tensors`` into ``module``, refusing any missing, extra or mis-shaped tensor."""
+    problems = state_problems(module, tensors)
+    if problems:
+        raise LatentctlError(f"{source} does not match its config: {'; '.join(problems)}",
+                             hint="the weights and config.json come from different models")
+    module.load_state_dict(tensors, strict=True)
+
+
+def state_problems(module: Any, tensors: dict[str, Any]) -> list[str]:
+    """Return why ``tensors`` cannot be ``module``'s state dict: missing, extra or mis-shaped tensors (or [])."""
     expected = module.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     mismatched = [f"{name} {tuple(tensors[name].shape)} != {tuple(expected[name].shape)}"
                   for name in expected if name in tensors and tensors[name].shape != expected[name].shape]
-    problems = ([f"missing {_few(missing)}"] if missing else []) + \
-               ([f"unexpected {_few(unexpected)}"] if unexpected else []) + \
-               ([f"wrong shape {_few(mismatched)}"] if mismatched else [])
-    if problems:
-        raise LatentctlError(f"{source} does not match its config: {'; '.join(problems)}",
-                             hint="the weights and config.json come from different models")
-    module.load_state_dict(tensors, strict=True)
+    return ([f"missing {_few(missing)}"] if missing else []) + \
+           ([f"unexpected {_few(unexpected)}"] if unexpected else []) + \
+           ([f"wrong shape {_few(mismatched)}"] if mismatched else [])
 
 
 def _few(names: list[str], limit: int = 3) -> str:
@@ -268,6 +273,8 @@ def load_model(directory: Path, kind: str | tuple[str, ...], device: Any = "cpu"
 
 
 def _build(config: ModelConfig, directory: Path) -> Any:
+    if config.architecture.get("name") in ("seed-dcgan", "seed-classifier"):
+        return _build_seed(config, directory)
     if config.kind == "classifier":
         return _build_classifier(config, directory)
     from latentctl.models.dcgan import GANConfig, Generator
@@ -290,6 +297,27 @@ def _build_classifier(config: ModelConfig, directory: Path) -> Any:
         raise LatentctlError(f"{directory / CONFIG_FILE} contradicts itself (image size, channels or labels "
                              "differ from the architecture)", hint="restore the original config")
     return AttributeClassifier(classifier_config)
+
+
+def _build_seed(config: ModelConfig, directory: Path) -> Any:
+    """Rebuild an imported seed-project network (see latentctl.models.seed)."""
+    from latentctl.models import seed
+
+    if config.kind == "classifier":
+        classifier_config = _architecture(seed.SeedClassifierConfig, config, directory)
+        described = (classifier_config.image_size, classifier_config.channels, 0, classifier_config.num_attributes)
+        module: Any = seed.SeedClassifier(classifier_config)
+    else:
+        generator_config = _architecture(seed.SeedGeneratorConfig, config, directory)
+        described = (generator_config.image_size, generator_config.channels, generator_config.latent_dim,
+                     generator_config.num_classes)
+        module = seed.SeedGenerator(generator_config)
+    expected_name = seed.CLASSIFIER_NAME if config.kind == "classifier" else seed.GENERATOR_NAME
+    if described != (config.image_size, config.channels, config.latent_dim, len(config.labels)) or \
+            config.architecture["name"] != expected_name:
+        raise LatentctlError(f"{directory / CONFIG_FILE} contradicts itself (kind, image size, channels, latent "
+                             "size or labels differ from the architecture)", hint="restore the original config")
+    return module
 
 
 def _architecture(config_class: Any, config: ModelConfig, directory: Path) -> Any:

@@ -92,10 +92,12 @@ def _root(
 
 
 def _register() -> None:
-    from latentctl.cli import classify, data, demo, generate, train
+    from latentctl.cli import classify, data, demo, generate, hub, models, train
 
     app.add_typer(data.app, name="data")
     app.add_typer(train.app, name="train")
+    app.add_typer(models.app, name="models")
+    app.add_typer(hub.app, name="hub")
     generate.register(app)
     classify.register(app)
     demo.register(app)

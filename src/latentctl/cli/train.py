@@ -13,6 +13,7 @@ import typer
 
 from latentctl import console, paths
 from latentctl.cli.data import RunningTotal
+from latentctl.cli.models import register_written
 from latentctl.cli.options import DataRoot, Device, Json, Seed
 from latentctl.errors import LatentctlError
 
@@ -355,6 +356,7 @@ class _TrainingDisplay:
 def _report(trainer: Any, out: Path, finished: bool, json_output: bool, resume_command: str,
             command: str = "train cgan", extra: dict[str, Any] | None = None) -> None:
     training = trainer.model_config().training
+    register_written(out)  # a name for --model (latentctl.registry); folders in $LATENTCTL_HOME/models have one
     if json_output:
         console.emit_json({"command": command, "model": str(out), "complete": finished,
                            "epoch": trainer.epoch, "step_in_epoch": trainer.step_in_epoch,

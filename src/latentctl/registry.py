@@ -1,0 +1,255 @@
+"""The local model registry: a name for every model folder latentctl knows, wherever the folder lives.
+
+A name is found in this order:
+1. a model folder ``$LATENTCTL_HOME/models/NAME``: registered by being there (training and import write
+   there by default);
+2. an entry of ``$LATENTCTL_HOME/registry.json``: folders elsewhere, which latentctl registers when it
+   writes them (``train ... --out DIR``, ``models import ... --out DIR``) and models pulled from the Hub,
+   named ``user/repo`` or ``user/repo@revision``, whose files stay in the Hub cache.
+
+``registry.json`` only maps names to folders; the models themselves are described by their own
+``config.json``. It is validated on every read and written atomically::
+
+    {"format": "latentctl.registry", "format_version": 1,
+     "models": {"faces-run2": {"path": "/runs/faces2", "source": "trained", "added": "2025-01-31T12:00:00+00:00"},
+                "ada/digits": {"path": "~/.cache/huggingface/hub/models--ada--digits/snapshots/3f2a...",
+                               "source": "hub", "added": "...",
+                               "hub": {"repo_id": "ada/digits", "revision": "main", "commit": "3f2a..."}}}}
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from latentctl import paths, store
+from latentctl.errors import LatentctlError
+
+REGISTRY_FILE = "registry.json"
+REGISTRY_FORMAT = "latentctl.registry"
+REGISTRY_VERSION = 1
+SOURCES = ("home", "trained", "imported", "hub")  # home: a folder in $LATENTCTL_HOME/models, never in the file
+NAME = re.compile(r"[A-Za-z0-9][\w.+-]*(/[A-Za-z0-9][\w.+-]*)?(@[\w./+-]+)?")
+# A Hub model id, user/repo[@revision]: what a --model value that is neither a folder nor a name may be
+HUB_ID = re.compile(r"(?P<repo_id>[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*)(?:@(?P<revision>[\w./-]+))?")
+
+
+@dataclass
+class Entry:
+    """One registered model: its name, its folder and where it came from."""
+
+    name: str
+    path: Path
+    source: str  # one of SOURCES
+    added: str | None = None  # ISO 8601, for entries of registry.json
+    hub: dict[str, str] = field(default_factory=dict)  # repo_id, revision and commit of a pulled model
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": str(self.path), "source": self.source, "added": self.added,
+                **({"hub": self.hub} if self.hub else {})}
+
+
+def registry_file() -> Path:
+    """Return the path of ``registry.json`` (which may not exist yet)."""
+    return paths.home() / REGISTRY_FILE
+
+
+def models_home() -> Path:
+    """Return the folder whose model folders are registered by being there."""
+    return paths.home() / "models"
+
+
+def entries() -> list[Entry]:
+    """Return every registered model, sorted by name: the folders of ``models_home()``, then registry.json's."""
+    home_models = models_home()
+    found = [Entry(folder.name, folder, "home") for folder in sorted(home_models.iterdir())
+             if (folder / store.CONFIG_FILE).is_file()] if home_models.is_dir() else []
+    taken = {entry.name for entry in found}
+    found += [entry for entry in _read().values() if entry.name not in taken]
+    return sorted(found, key=lambda entry: entry.name)
+
+
+def find(name: str) -> Entry | None:
+    """Return the model registered as ``name``, or None."""
+    if "/" not in name and name not in (".", "..") and (models_home() / name / store.CONFIG_FILE).is_file():
+        return Entry(name, models_home() / name, "home")
+    return _read().get(name)
+
+
+def register(path: Path, source: str, name: str | None = None, hub: dict[str, str] | None = None) -> str:
+    """Register the model folder ``path`` and return its name.
+
+    A folder in ``models_home()`` already is (its name is the folder's). A folder registered before keeps
+    its name. Without ``name``, the folder's own name is used, with -2, -3... appended when another
+    model has it. A ``name`` that another folder has is refused, except for a re-pulled Hub model, whose
+    entry moves to the new snapshot.
+    """
+    if source not in SOURCES[1:]:
+        raise ValueError(f"unknown source {source!r}")
+    path = Path(path).expanduser().resolve()
+    if path.parent == models_home().resolve():
+        return path.name
+    registered = _read()
+    for entry in registered.values():
+        if entry.path == path and name in (None, entry.name):
+            return entry.name
+    if name is None:
+        name = _unique_name(path.name, registered)
+    else:
+        check_name(name)
+        existing = find(name)
+        same_repo = existing is not None and hub is not None and existing.hub.get("repo_id") == hub.get("repo_id")
+        if existing is not None and existing.path != path and not same_repo:
+            raise LatentctlError(f"the name {name} is taken by {existing.path}",
+                                 hint=f"choose another name, or forget that one with 'latentctl models rm {name}'")
+    registered[name] = Entry(name, path, source, datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                             dict(hub or {}))
+    _write(registered)
+    return name
+
+
+def check_name(name: str) -> None:
+    """Raise a LatentctlError unless ``name`` can name a model (letters, digits, ``._+-``, one ``/``, ``@rev``)."""
+    if not NAME.fullmatch(name):
+        raise LatentctlError(f"{name!r} cannot name a model",
+                             hint="use letters, digits and ._+- (user/repo and @revision for Hub models)")
+
+
+def forget(name: str) -> Entry:
+    """Remove ``name`` from registry.json, keeping its files; return the entry."""
+    registered = _read()
+    if name not in registered:
+        raise _unknown(name)
+    entry = registered.pop(name)
+    _write(registered)
+    return entry
+
+
+def delete_home_model(name: str) -> Path:
+    """Delete the model folder ``models_home()/name`` with everything in it (training state, samples)."""
+    entry = find(name)
+    if entry is None or entry.source != "home":
+        raise _unknown(name)
+    shutil.rmtree(entry.path)
+    return entry.path
+
+
+def resolve(value: str, announce: Callable[[str], None] | None = None) -> Path:
+    """Return the model folder a ``--model`` value names: an existing path, a registered name, or a Hub
+    model ``user/repo[@revision]``, pulled into the Hub cache and registered on first use.
+
+    A value that is none of these comes back as a path, so that loading it reports "no model at ...".
+    """
+    path = Path(value).expanduser()
+    if path.exists():
+        return path
+    entry = find(value)
+    if entry is not None and entry.path.exists():
+        return entry.path
+    if entry is not None and not entry.hub:
+        raise LatentctlError(f"{value} is registered at {entry.path}, which no longer exists",
+                             hint=f"'latentctl models rm {value}' forgets it")
+    from latentctl import hub
+
+    if entry is not None:  # pulled before, and its files have left the Hub cache since: pull it again
+        if announce is not None:
+            announce(f"{value} is no longer in the Hub cache: pulling {entry.hub['repo_id']} again")
+        return hub.pull(entry.hub["repo_id"], entry.hub.get("revision"), name=entry.name).path
+    hub_id = HUB_ID.fullmatch(value)
+    if hub_id is None:
+        return path
+    if announce is not None:
+        announce(f"{value} is not a folder or a registered name here: pulling it from the Hugging Face Hub")
+    try:
+        return hub.pull(hub_id["repo_id"], hub_id["revision"]).path
+    except LatentctlError as error:
+        raise LatentctlError(f"no model at {value}: no such folder or registered name, and from the Hub: "
+                             f"{error.message}", hint=error.hint) from None
+
+
+def describe(entry: Entry) -> dict[str, Any]:
+    """Return what ``models list`` shows of a model: kind, sizes, labels, training, or why it cannot be read."""
+    document: dict[str, Any] = {"name": entry.name, **entry.to_json(), "status": "ok"}
+    try:
+        config = store.read_config(entry.path)
+    except LatentctlError as error:
+        return {**document, "status": "missing" if not entry.path.exists() else "invalid", "problem": error.message}
+    weights = entry.path / store.WEIGHTS_FILE
+    document.update(kind=config.kind, architecture=config.architecture.get("name"), image_size=config.image_size,
+                    channels=config.channels, latent_dim=config.latent_dim, labels=config.labels,
+                    epochs=config.training.get("epochs"), complete=config.training.get("complete"),
+                    size_bytes=sum(file.stat().st_size for file in (weights, entry.path / store.CONFIG_FILE)
+                                   if file.is_file()),
+                    parameters=_parameter_count(weights))
+    if document["parameters"] is None:
+        document.update(status="invalid", problem=f"{weights} is missing or not a safetensors file")
+    return document
+
+
+def _parameter_count(weights: Path) -> int | None:
+    """Return the number of values in a safetensors file, from its header alone (None if unreadable)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(weights), framework="numpy") as tensors:
+            shapes = [tensors.get_slice(name).get_shape() for name in tensors.keys()]  # noqa: SIM118 (not a dict)
+    except (SafetensorError, OSError, ValueError):
+        return None
+    total = 0
+    for shape in shapes:
+        count = 1
+        for side in shape:
+            count *= side
+        total += count
+    return total
+
+
+def _unique_name(base: str, registered: dict[str, Entry]) -> str:
+    base = re.sub(r"[^\w.+-]", "-", base).lstrip("-._+") or "model"
+    candidate, number = base, 1
+    while candidate in registered or (models_home() / candidate).exists():
+        number += 1
+        candidate = f"{base}-{number}"
+    return candidate
+
+
+def _unknown(name: str) -> LatentctlError:
+    return LatentctlError(f"no model is registered as {name}", hint="'latentctl models list' shows the names")
+
+
+def _read() -> dict[str, Entry]:
+    """Return registry.json's entries by name (none when there is no file); an invalid file is an error."""
+    path = registry_file()
+    if not path.is_file():
+        return {}
+    document = store.read_json(path)
+
+    def bad(problem: str) -> LatentctlError:
+        return LatentctlError(f"{path} is not a valid latentctl registry: {problem}",
+                              hint="fix or delete it (models in $LATENTCTL_HOME/models need no entry)")
+
+    if not isinstance(document, dict) or document.get("format") != REGISTRY_FORMAT:
+        raise bad(f"missing \"format\": \"{REGISTRY_FORMAT}\"")
+    if document.get("format_version") != REGISTRY_VERSION:
+        raise LatentctlError(f"{path} has registry format version {document.get('format_version')}, this "
+                             f"latentctl reads version {REGISTRY_VERSION}", hint="upgrade latentctl")
+    models = document.get("models")
+    if not isinstance(models, dict):
+        raise bad("\"models\" must be a dict")
+    found = {}
+    for name, item in models.items():
+        if not (isinstance(item, dict) and isinstance(item.get("path"), str) and item.get("source") in SOURCES[1:]
+                and isinstance(item.get("hub", {}), dict)):
+            raise bad(f"the entry {name!r} needs a \"path\" and a \"source\" ({', '.join(SOURCES[1:])})")
+        found[name] = Entry(name, Path(item["path"]), item["source"], item.get("added"), dict(item.get("hub", {})))
+    return found
+
+
+def _write(registered: dict[str, Entry]) -> None:
+    store.write_json(registry_file(), {"format": REGISTRY_FORMAT, "format_version": REGISTRY_VERSION,
+                                       "models": {name: registered[name].to_json() for name in sorted(registered)}})

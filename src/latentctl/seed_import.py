@@ -1,0 +1,241 @@
+"""Importing ``.pth`` checkpoints of the seed projects as latentctl model folders.
+
+The seed notebooks saved their networks as pickled state dicts: the CelebA generator as ``{"gen":
+state_dict}`` (tensors ``gen.0.0.weight``, ``gen.0.1.running_mean``, ...), the 40-attribute classifier
+as ``{"classifier": state_dict}``, the MNIST generators likewise under ``"gen"``. An import:
+
+1. reads the file with ``torch.load(weights_only=True)`` and nothing else: tensors, numbers, strings,
+   lists and dicts come back, anything else (a pickled network, a custom class) is refused, since
+   unpickling it could run any code;
+2. takes the state dict out (under ``gen``/``classifier``, or the file itself when it is one; a
+   ``module.`` prefix from DataParallel is dropped);
+3. finds the architecture (``latentctl.models.seed``) from the tensors' names and kernel sizes, unless
+   ``arch`` is given, and the widths from their shapes;
+4. checks every tensor against that architecture (names and shapes, none missing, none extra);
+5. writes a normal model folder (``model.safetensors`` + ``config.json``), so that sample, interpolate,
+   classify and steering use it like any other model, with the same outputs as the seed's code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from latentctl import paths, registry, store
+from latentctl.errors import LatentctlError
+
+# --arch values: the seed layouts (latentctl.models.seed), by the kind of network they are
+GENERATOR_ARCHS = ("dcgan-64", "dcgan-28")
+CLASSIFIER_ARCHS = ("classifier-64",)
+ARCHS = GENERATOR_ARCHS + CLASSIFIER_ARCHS
+IMPORT_KINDS = ("gan", "cgan", "classifier")
+SEED_DIGIT_CLASSES = 10  # the conditional seed generator's one-hot labels: MNIST's digits
+PREFIXES = {"gan": "gen", "cgan": "gen", "classifier": "classifier"}  # the seed's attribute names
+CONTAINER_KEYS = {"gan": ("gen", "generator"), "cgan": ("gen", "generator"), "classifier": ("classifier",)}
+# The seed trained its classifier on torchvision's Resize(64) + CenterCrop(64) of CelebA's aligned images,
+# which keeps the full 178-pixel width; then ToTensor() + Normalize(0.5, 0.5), i.e. x / 127.5 - 1.
+SEED_PREPROCESSING = {"size": 64, "crop": 178, "resize": "bilinear", "pixels": "x / 127.5 - 1",
+                      "seed": "Resize(64), CenterCrop(64), ToTensor(), Normalize((0.5,) * 3, (0.5,) * 3)"}
+
+
+@dataclass
+class Imported:
+    """A seed checkpoint written as a model folder."""
+
+    name: str  # under which the registry knows it
+    path: Path
+    kind: str
+    arch: str
+    config: store.ModelConfig
+    tensors: int
+
+
+def import_checkpoint(file: Path, kind: str, arch: str | None = None, out: Path | None = None,
+                      force: bool = False, num_classes: int = SEED_DIGIT_CLASSES) -> Imported:
+    """Import a seed ``.pth`` file of ``kind`` (gan, cgan, classifier) as a model folder ``out``.
+
+    ``out`` defaults to ``$LATENTCTL_HOME/models/<file name without suffix>``; an existing model there is
+    replaced only with ``force``. A conditional generator reads ``num_classes`` one-hot labels after its
+    noise (the seed's MNIST cGAN: 10). The folder is registered under its name.
+    """
+    if kind not in IMPORT_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(IMPORT_KINDS)}, got {kind!r}")
+    file = Path(file)
+    tensors = state_dict_of(read_checkpoint(file), kind, file)
+    arch = arch or detect_arch(tensors, kind, file)
+    module, config = build(tensors, kind, arch, file, num_classes)
+    out = Path(out) if out is not None else paths.model_dir(_folder_name(file))
+    if (out / store.CONFIG_FILE).exists() and not force:
+        raise LatentctlError(f"{out} already holds a model", hint="pass --force to replace it, or --out elsewhere")
+    if out.exists() and not out.is_dir():
+        raise LatentctlError(f"{out} is a file", hint="--out names the model folder to write")
+    config.training = {"imported": {"file": file.name, "sha256": _sha256(file), "arch": arch,
+                                    "tensors": len(tensors)}}
+    if kind == "classifier":
+        config.training["preprocessing"] = dict(SEED_PREPROCESSING)
+    store.save_model(out, config, module)
+    name = registry.register(out, "imported")
+    return Imported(name, out, kind, arch, config, len(tensors))
+
+
+def read_checkpoint(file: Path) -> Any:
+    """Return what a ``.pth`` file holds, read with ``torch.load(weights_only=True)`` only."""
+    import torch
+
+    if not file.is_file():
+        raise LatentctlError(f"{file} does not exist" if not file.exists() else f"{file} is not a file",
+                             hint="give the path of a .pth file saved by the seed notebooks")
+    try:
+        return torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = re.search(r"GLOBAL ([\w.]+)", str(error))
+        what = f"a {found[1]} object" if found else "Python objects"
+        raise LatentctlError(f"{file} holds {what}, not only tensors: loading it needs full unpickling, which "
+                             "can run any code, so latentctl does not do it",
+                             hint="where the file came from, load it and save only the weights, e.g. "
+                                  "torch.save({'gen': gen.state_dict()}, 'gen.pth')") from None
+    except (RuntimeError, EOFError, OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0].split(". ")[0][:160]
+        raise LatentctlError(f"{file} is not a readable PyTorch checkpoint ({reason or type(error).__name__})",
+                             hint="it is truncated or corrupted, or not a .pth file: copy it again") from None
+
+
+def state_dict_of(content: Any, kind: str, file: Path) -> dict[str, Any]:
+    """Return the state dict in a checkpoint's content, named as the seed's module names it (``gen.0.0.weight``)."""
+    import torch
+
+    if not isinstance(content, dict):
+        raise LatentctlError(f"{file} holds a {type(content).__name__}, not a state dict",
+                             hint="the seed saved dicts such as {'gen': state_dict}")
+    other = "classifier" if kind != "classifier" else "gen"
+    for key in CONTAINER_KEYS[kind]:
+        if isinstance(content.get(key), dict):
+            content = content[key]
+            break
+    else:
+        if isinstance(content.get(other), dict):
+            raise _wrong_kind(file, kind, _kind_of_prefix(other))
+    tensors = {str(name).removeprefix("module."): value for name, value in content.items()}
+    if not tensors or not all(isinstance(value, torch.Tensor) for value in tensors.values()):
+        keys = ", ".join(map(str, list(content)[:5]))
+        raise LatentctlError(f"{file} holds no state dict of a {kind} (its keys: {keys or 'none'})",
+                             hint="the seed saved {'gen': gen.state_dict()} and {'classifier': "
+                                  "classifier.state_dict()}")
+    prefix = PREFIXES[kind]
+    if all(name.split(".")[0].isdigit() for name in tensors):  # saved from the Sequential itself
+        tensors = {f"{prefix}.{name}": value for name, value in tensors.items()}
+    prefixes = {name.split(".")[0] for name in tensors}
+    if prefixes != {prefix}:
+        seed_prefix = next((p for p in prefixes if p in ("gen", "classifier")), None)
+        if seed_prefix is not None and seed_prefix != prefix:
+            raise _wrong_kind(file, kind, _kind_of_prefix(seed_prefix))
+        raise LatentctlError(f"{file} does not hold a seed {kind}: its tensors are named "
+                             f"{', '.join(sorted(prefixes)[:4])}.*, the seed's {prefix}.*",
+                             hint="only checkpoints of the seed notebooks' networks can be imported")
+    return tensors
+
+
+def detect_arch(tensors: dict[str, Any], kind: str, file: Path) -> str:
+    """Return the seed layout whose kernel sizes the checkpoint's convolutions have."""
+    from latentctl.models import seed
+
+    layouts = seed.CLASSIFIER_LAYOUTS if kind == "classifier" else seed.GENERATOR_LAYOUTS
+    kernels = tuple(int(weight.shape[-1]) for weight in _convolution_weights(tensors, PREFIXES[kind]))
+    for name, layout in layouts.items():
+        if kernels == tuple(kernel for _, kernel, _ in layout):
+            return name
+    known = "; ".join(f"{name}: {len(layout)} layers, kernels {', '.join(str(k) for _, k, _ in layout)}"
+                      for name, layout in layouts.items())
+    raise LatentctlError(f"{file} has {len(kernels)} convolutions with kernels {', '.join(map(str, kernels))}, "
+                         f"which is no seed {'classifier' if kind == 'classifier' else 'generator'} ({known})",
+                         hint="only checkpoints of the seed notebooks' networks can be imported")
+
+
+def build(tensors: dict[str, Any], kind: str, arch: str, file: Path,
+          num_classes: int = SEED_DIGIT_CLASSES) -> tuple[Any, store.ModelConfig]:
+    """Return the seed network of ``arch`` holding ``tensors`` (each checked by name and shape), and its config."""
+    from latentctl.data.celeba import CELEBA_ATTRIBUTES
+    from latentctl.models import seed
+
+    if (arch in CLASSIFIER_ARCHS) != (kind == "classifier"):
+        raise LatentctlError(f"--arch {arch} is a {'classifier' if arch in CLASSIFIER_ARCHS else 'generator'}, "
+                             f"not a {kind}", hint=f"for a {kind}, pass one of "
+                             f"{', '.join(CLASSIFIER_ARCHS if kind == 'classifier' else GENERATOR_ARCHS)}")
+    weights = _convolution_weights(tensors, PREFIXES[kind])
+    if not weights:
+        raise LatentctlError(f"{file} has no convolution weights {PREFIXES[kind]}.N.0.weight",
+                             hint="only checkpoints of the seed notebooks' networks can be imported")
+    first, last = weights[0].shape, weights[-1].shape
+    try:
+        if kind == "classifier":
+            factor = seed.CLASSIFIER_LAYOUTS[arch][0][0]
+            size = seed.CLASSIFIER_IMAGE_SIZES[arch]
+            classifier_config = seed.SeedClassifierConfig(layout=arch, image_size=size, channels=int(first[1]),
+                                                          num_attributes=int(last[0]),
+                                                          hidden_dim=int(first[0]) // factor)
+            module: Any = seed.SeedClassifier(classifier_config)
+            architecture = {"name": seed.CLASSIFIER_NAME, **classifier_config.to_dict()}
+            labels = (list(CELEBA_ATTRIBUTES) if classifier_config.num_attributes == len(CELEBA_ATTRIBUTES)
+                      else [str(index) for index in range(classifier_config.num_attributes)])
+            image_size, channels, latent_dim = size, classifier_config.channels, 0
+        else:
+            classes = num_classes if kind == "cgan" else 0
+            inputs = int(first[0])  # ConvTranspose2d weights are (in, out, k, k)
+            if inputs <= classes:
+                raise LatentctlError(f"{file}'s generator reads {inputs} inputs, too few for noise and "
+                                     f"{classes} one-hot labels", hint="is it a conditional generator? try --kind gan")
+            factor = seed.GENERATOR_LAYOUTS[arch][0][0]
+            generator_config = seed.SeedGeneratorConfig(layout=arch, latent_dim=inputs - classes, num_classes=classes,
+                                                        image_size=seed.generator_output_size(arch),
+                                                        channels=int(last[1]), hidden_dim=int(first[1]) // factor)
+            module = seed.SeedGenerator(generator_config)
+            architecture = {"name": seed.GENERATOR_NAME, **generator_config.to_dict()}
+            labels = [str(label) for label in range(classes)]
+            image_size, channels = generator_config.image_size, generator_config.channels
+            latent_dim = generator_config.latent_dim
+    except ValueError as error:
+        raise LatentctlError(f"{file} does not fit the seed {arch} architecture ({error})",
+                             hint="let latentctl detect the architecture: leave out --arch") from None
+    problems = store.state_problems(module, tensors)
+    if problems:
+        raise LatentctlError(f"{file} does not match the seed {arch} architecture: {'; '.join(problems)}",
+                             hint="let latentctl detect the architecture (leave out --arch), or check --kind")
+    module.load_state_dict(tensors, strict=True)
+    config = store.ModelConfig(kind=kind, architecture=architecture, image_size=image_size, channels=channels,
+                               latent_dim=latent_dim, labels=labels,
+                               normalization={"mean": [0.5] * channels, "std": [0.5] * channels})
+    return module.eval(), config
+
+
+def _convolution_weights(tensors: dict[str, Any], prefix: str) -> list[Any]:
+    """Return the weights of the (transposed) convolutions ``prefix.N.0.weight``, in block order."""
+    pattern = re.compile(rf"{prefix}\.(\d+)\.0\.weight")
+    found = sorted((int(match[1]), value) for name, value in tensors.items()
+                   if (match := pattern.fullmatch(name)) and value.dim() == 4)
+    return [value for _, value in found]
+
+
+def _kind_of_prefix(prefix: str) -> str:
+    return "a classifier" if prefix == "classifier" else "a generator"
+
+
+def _wrong_kind(file: Path, kind: str, holds: str) -> LatentctlError:
+    right = "--kind classifier" if holds == "a classifier" else "--kind gan (or cgan for a conditional one)"
+    return LatentctlError(f"{file} holds {holds}, not a {kind}", hint=f"import it with {right}")
+
+
+def _folder_name(file: Path) -> str:
+    return re.sub(r"[^\w.+-]", "-", file.stem).lstrip("-._+") or "imported"
+
+
+def _sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with open(file, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
