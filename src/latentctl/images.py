@@ -114,6 +114,47 @@ def plot_curves(series: dict[str, Sequence[float]], path: Path, title: str, x_la
     return save_image(picture, path)
 
 
+
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
+
+
+def plot_bars(panels: dict[str, dict[str, dict[str, float]]], path: Path, title: str,
+              panel_height: int = 220, width: int = 760) -> Path:
+    """Draw grouped bar charts, one panel per metric: ``{panel: {group: {series: value}}}``, values in [0, 1]."""
+    names = list(dict.fromkeys(series for groups in panels.values() for bars in groups.values() for series in bars))
+    top_margin, left, right, bottom = 34 + 16 * ((len(names) + 1) // 2), 50, 16, 36
+    height = top_margin + len(panels) * (panel_height + bottom)
+    picture = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(picture)
+    draw.font = _font()
+    draw.text((left, 8), title, fill="black")
+    for index, name in enumerate(names):  # legend, two per line
+        x, y = left + (index % 2) * 330, 28 + 16 * (index // 2)
+        draw.rectangle([x, y + 2, x + 12, y + 12], fill=PALETTE[index % len(PALETTE)])
+        draw.text((x + 18, y), name, fill="black")
+    for row, (panel, groups) in enumerate(panels.items()):
+        y0 = top_margin + row * (panel_height + bottom)
+        y1 = y0 + panel_height
+        draw.text((left, y0), panel, fill="black")
+        draw.rectangle([left, y0 + 16, width - right, y1], outline="black")
+        high = max([1.0] + [v for bars in groups.values() for v in bars.values()])
+        for tick in range(5):
+            value = high * tick / 4
+            y = y1 - (y1 - y0 - 16) * value / high
+            draw.line([left - 4, y, left, y], fill="black")
+            draw.text((4, y - 6), f"{value:.2f}", fill="black")
+        slot = (width - left - right) / max(len(groups), 1)
+        bar = slot * 0.8 / max(len(names), 1)
+        for column, (group, bars) in enumerate(groups.items()):
+            x0 = left + column * slot + slot * 0.1
+            for index, name in enumerate(names):
+                if name in bars:
+                    top = y1 - (y1 - y0 - 16) * bars[name] / high
+                    draw.rectangle([x0 + index * bar, top, x0 + (index + 1) * bar - 2, y1],
+                                   fill=PALETTE[index % len(PALETTE)])
+            draw.text((x0, y1 + 6), group, fill="black")
+    return save_image(picture, path)
+
 def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     try:  # Pillow's bundled scalable font needs FreeType; the bitmap fallback squeezes out spaces
         return ImageFont.load_default(size=13)

@@ -24,6 +24,10 @@ EXIT_INTERRUPTED = 130
 class _Root(TyperGroup):
     """The root group: the one place where exceptions become one-line messages and exit codes."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["latentctl.argv"] = list(args)  # the command line, for `train --nproc` to start it again
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -92,14 +96,16 @@ def _root(
 
 
 def _register() -> None:
-    from latentctl.cli import classify, data, demo, generate, hub, models, train
+    from latentctl.cli import classify, data, demo, evaluate, generate, hub, models, steer, train
 
     app.add_typer(data.app, name="data")
     app.add_typer(train.app, name="train")
     app.add_typer(models.app, name="models")
     app.add_typer(hub.app, name="hub")
+    app.add_typer(evaluate.app, name="eval")
     generate.register(app)
     classify.register(app)
+    steer.register(app)
     demo.register(app)
 
 

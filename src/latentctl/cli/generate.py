@@ -42,6 +42,9 @@ def sample(
                                                      "beyond +-T: cleaner, less varied images.")] = None,
     individual: Annotated[bool, typer.Option("--individual", help="One PNG per image in the folder OUT.")] = False,
     scale: Scale = None,
+    save_latents: Annotated[Path | None, typer.Option("--save-latents", dir_okay=False, help="Also write the "
+                                                      "latents (N, D) as safetensors, e.g. for 'latentctl steer "
+                                                      "--from-noise'.")] = None,
     device: Device = "auto",
     seed: Seed = 0,
     json_output: Json = False,
@@ -59,18 +62,22 @@ def sample(
         latentctl sample --per-digit 8 --truncation 1.5 --json table.png
         latentctl sample --individual --n 100 digits/
         latentctl sample --model gan-celeba --n 64 faces.png
+        latentctl sample --model gan-celeba --n 4 --save-latents z.safetensors faces.png
     """
     import torch
 
     from latentctl import images as image_io
     from latentctl.device import resolve_device
     from latentctl.latent.sampling import generate, noise_for_seeds
+    from latentctl.latent.sampling import save_latents as write_latents
     from latentctl.store import load_model
 
     if digit is not None and per_digit is not None:
         raise typer.BadParameter("--digit and --per-digit exclude each other", param_hint="--digit")
     out = out or Path(f"sample-{'all' if digit is None else digit}-seed{seed}" + ("" if individual else ".png"))
     _check_output(out, folder=individual)  # before any work: a bad path fails fast
+    if save_latents is not None and not save_latents.parent.is_dir():
+        raise LatentctlError(f"the folder {save_latents.parent} does not exist", hint="create it first")
     model = paths.resolve_model(model, "cgan-mnist")
     generator, config = load_model(model, GENERATORS, resolve_device(device))
     label_count = len(config.labels)
@@ -89,7 +96,10 @@ def sample(
         labels = torch.arange(n) % label_count
         columns = label_count
     seeds = list(range(seed, seed + (n if labels is None else labels.shape[0])))
-    pictures = generate(generator, noise_for_seeds(seeds, config.latent_dim, truncation), labels)
+    noise = noise_for_seeds(seeds, config.latent_dim, truncation)
+    pictures = generate(generator, noise, labels)
+    if save_latents is not None:
+        write_latents(save_latents, noise, seeds)
     label_names = [None] * len(seeds) if labels is None else [config.labels[label] for label in labels.tolist()]
 
     written: list[dict[str, Any]] = []
@@ -108,7 +118,8 @@ def sample(
     console.info(f"wrote {len(pictures)} images to {out}")
     if json_output:
         console.emit_json({"command": "sample", "model": str(model), "output": str(out),
-                           "individual": individual, "truncation": truncation, "images": written})
+                           "individual": individual, "truncation": truncation,
+                           "latents": None if save_latents is None else str(save_latents), "images": written})
     else:
         console.emit_path(out)
 

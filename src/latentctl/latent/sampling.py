@@ -94,3 +94,40 @@ def interpolation_walks(generator: torch.nn.Module, latent_dim: int, seed: int, 
                                     for start, end in zip(start_labels, end_labels, strict=True)])
     pictures = generate(generator, noise, embeddings=embeddings)  # (rows * frames, C, H, W)
     return pictures.view(rows, frames, *pictures.shape[1:])
+
+
+LATENTS_TENSOR = "latents"
+
+
+def save_latents(path, noise: torch.Tensor, seeds: Sequence[int] | None = None) -> None:
+    """Write latents (N, D) as a safetensors file (tensor ``latents``; seeds in the metadata when known)."""
+    from latentctl import store
+
+    metadata = {"format": "latentctl.latents"}
+    if seeds is not None:
+        metadata["seeds"] = ",".join(str(int(seed)) for seed in seeds)
+    store.save_tensors(path, {LATENTS_TENSOR: noise.detach().float().cpu().contiguous()}, metadata=metadata)
+
+
+def load_latents(path, latent_dim: int) -> torch.Tensor:
+    """Read latents (N, latent_dim) written by :func:`save_latents`; anything else is a LatentctlError."""
+    from pathlib import Path
+
+    from latentctl import store
+    from latentctl.errors import LatentctlError
+
+    path = Path(path)
+    if not path.is_file():
+        raise LatentctlError(f"no latents file at {path}",
+                             hint="write one with 'latentctl sample --save-latents FILE'")
+    tensors = store.load_tensors(path)
+    latents = tensors.get(LATENTS_TENSOR)
+    if latents is None or latents.ndim != 2 or latents.shape[0] == 0:
+        raise LatentctlError(f"{path} holds no latents (a safetensors file with a tensor 'latents' of shape "
+                             "(N, D))", hint="write one with 'latentctl sample --save-latents FILE'")
+    if latents.shape[1] != latent_dim:
+        raise LatentctlError(f"{path} holds {latents.shape[1]}-dimensional latents, the model takes {latent_dim}",
+                             hint="save them from the same model with 'latentctl sample --save-latents FILE'")
+    if not torch.isfinite(latents).all():
+        raise LatentctlError(f"{path} holds latents that are not finite numbers", hint="regenerate the file")
+    return latents.float()

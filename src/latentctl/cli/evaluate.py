@@ -1,0 +1,119 @@
+"""``latentctl eval steer``: how well steering works, read by an independent judge classifier."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from latentctl import console, paths
+from latentctl.cli.options import Device, Json, Seed
+from latentctl.cli.steer import Classifier, FaceModel, KeepOthers, Samples, Steps, Strength
+from latentctl.errors import LatentctlError
+
+app = typer.Typer(help="Measure what the models do.", no_args_is_help=True)
+
+DEFAULT_ATTRIBUTES = ["Male", "Smiling", "Eyeglasses"]
+
+
+@app.command("steer")
+def steer(
+    judge: Annotated[Path, typer.Option("--judge", help="A second attribute classifier, trained independently "
+                                        "(another --seed or --width), that reads the results. Never the one "
+                                        "that steers.", show_default=False)],
+    model: FaceModel = None,
+    classifier: Classifier = None,
+    attribute: Annotated[list[str] | None, typer.Option("--attribute", help="Target attribute (repeatable) "
+                                                        "[default: Male, Smiling, Eyeglasses].",
+                                                        show_default=False)] = None,
+    faces: Annotated[int, typer.Option("--faces", min=1, max=10_000, help="Faces per attribute, among those the "
+                                       "judge reads as not having it.")] = 64,
+    steps: Steps = 40,
+    strength: Strength = 8.0,
+    keep_others: KeepOthers = 1.0,
+    samples: Samples = 10_000,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Also draw the table as a bar chart (PNG).",
+                                              dir_okay=False)] = None,
+    device: Device = "auto",
+    seed: Seed = 0,
+    json_output: Json = False,
+) -> None:
+    """Steer faces towards each attribute with both methods, with and without --keep-others, and score it.
+
+    For each target attribute, on faces the judge reads as not having it: success (the judge reads it at
+    the last frame), others (mean absolute change of the judge's probabilities of the other attributes it
+    reads well: validation balanced accuracy >= 0.8) and moved (mean absolute pixel change, 0 to 1). The
+    steering classifier's own success is shown beside the judge's: a gap means the steering fooled it.
+
+    Examples:
+
+        latentctl train classifier --seed 1 --width 24 --out judge
+        latentctl eval steer --judge judge
+        latentctl eval steer --judge judge --attribute Smiling --faces 200 --plot steer-eval.png --json
+    """
+    from latentctl import images as image_io
+    from latentctl.cli.steer import _directions, _load_session
+    from latentctl.latent.attributes import check_pair
+    from latentctl.latent.steer import SteerSettings
+    from latentctl.latent.steer_eval import evaluate_steering, readable_attributes
+    from latentctl.store import load_model
+
+    if plot is not None:
+        image_io.check_writable(plot)
+    session = _load_session(model, classifier, device, attribute or DEFAULT_ATTRIBUTES, None)
+    judge_dir = paths.resolve_model(judge, "")
+    judge_model, judge_config = load_model(judge_dir, "classifier", session["device"], option="--judge")
+    check_pair(session["config"], judge_config, session["model_dir"], judge_dir, option="--judge")
+    if _same_weights(judge_dir, session["classifier_dir"]):
+        raise LatentctlError("the judge is the classifier that steers: it would grade its own homework",
+                             hint="train a second classifier ('latentctl train classifier --seed 1 --out judge') "
+                                  "and pass it with --judge")
+    targets = [t.name for t in session["targets"]]
+    missing = [name for name in targets if name not in judge_config.labels]
+    if missing:
+        raise LatentctlError(f"the judge {judge_dir} has no attribute {', '.join(missing)}",
+                             hint="use a judge trained on the same attributes")
+    readable = readable_attributes(judge_config.labels, judge_config.training.get("validation", {})
+                                   .get("balanced_accuracy"))
+    directions = _directions(session, samples)
+    settings = SteerSettings(steps=steps, strength=strength, frames=2, seed=seed)  # first and last frame
+    console.info(f"steering {faces} faces towards each of {', '.join(targets)}: 2 methods x keep-others "
+                 f"{keep_others:g} and 0, judged by {judge_dir} on {len(readable)} attributes it reads")
+    scores = evaluate_steering(session["generator"], session["classifier"], session["names"], judge_model,
+                               judge_config.labels, readable, session["config"].latent_dim, targets, settings,
+                               keep_values=(keep_others, 0.0) if keep_others > 0 else (0.0,),
+                               methods=("gradient", "direction"), directions=directions, faces=faces, seed=seed)
+    rows = [[s.attribute, s.method, f"{s.keep_others:g}", s.faces, f"{100 * s.success:.0f}%",
+             f"{100 * s.steerer_success:.0f}%", f"{s.others:.3f}", f"{s.moved:.3f}", f"{s.seconds:.1f}s"]
+            for s in scores]
+    console.print_table("steering, read by the judge", ["attribute", "method", "keep-others", "faces", "success",
+                                                        "steerer says", "others", "moved", "time"], rows)
+    if plot is not None:
+        image_io.plot_bars(_panels(scores), plot, title=f"steering judged by {judge_dir.name}")
+        console.info(f"wrote {plot}")
+    if json_output:
+        console.emit_json({"command": "eval steer", "model": str(session["model_dir"]),
+                           "classifier": str(session["classifier_dir"]), "judge": str(judge_dir),
+                           "readable": readable, "settings": {"steps": steps, "strength": strength,
+                                                              "keep_others": keep_others, "faces": faces},
+                           "plot": None if plot is None else str(plot),
+                           "scores": [s.to_dict() for s in scores]})
+    elif plot is not None:
+        console.emit_path(plot)
+
+
+def _panels(scores: list) -> dict[str, dict[str, dict[str, float]]]:
+    panels: dict[str, dict[str, dict[str, float]]] = {"success (judge)": {}, "change of the other attributes": {}}
+    for score in scores:
+        series = f"{score.method}, keep-others {score.keep_others:g}"
+        panels["success (judge)"].setdefault(score.attribute, {})[series] = score.success
+        panels["change of the other attributes"].setdefault(score.attribute, {})[series] = score.others
+    return panels
+
+
+def _same_weights(first: Path, second: Path) -> bool:
+    from latentctl.latent.directions import file_digest
+    from latentctl.store import WEIGHTS_FILE
+
+    return file_digest(Path(first) / WEIGHTS_FILE) == file_digest(Path(second) / WEIGHTS_FILE)

@@ -1,0 +1,72 @@
+"""Attribute names as users type them, and the generator/classifier pairing that steering needs."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from pathlib import Path
+
+from latentctl import paths, store
+from latentctl.errors import LatentctlError
+
+
+def normalise(name: str) -> str:
+    """``5_o_Clock_Shadow``, ``5 o clock shadow`` and ``5oclockshadow`` all become ``5oclockshadow``."""
+    return "".join(character for character in name.lower() if character.isalnum())
+
+
+def match_attribute(name: str, names: list[str]) -> str:
+    """Return the attribute of ``names`` that ``name`` means (case and underscores ignored).
+
+    Raises LatentctlError with the closest names as a suggestion and a pointer to the full list."""
+    by_key = {normalise(candidate): candidate for candidate in names}
+    key = normalise(name)
+    if key in by_key:
+        return by_key[key]
+    close = difflib.get_close_matches(key, list(by_key), n=3, cutoff=0.6)
+    suggestion = f"did you mean {' or '.join(by_key[k] for k in close)}? " if close else ""
+    raise LatentctlError(f"unknown attribute {name!r}",
+                         hint=f"{suggestion}'latentctl attributes' lists all {len(names)}: "
+                              f"{', '.join(names[:6])}, ...")
+
+
+def check_pair(generator_config: store.ModelConfig, classifier_config: store.ModelConfig, generator_dir: Path,
+               classifier_dir: Path, option: str = "--classifier") -> None:
+    """Refuse a classifier that cannot read the generator's images as they come out of it."""
+    size, channels = generator_config.image_size, generator_config.channels
+    if (classifier_config.image_size, classifier_config.channels) != (size, channels):
+        raise LatentctlError(
+            f"{classifier_dir} reads {classifier_config.channels}x{classifier_config.image_size}x"
+            f"{classifier_config.image_size} images, {generator_dir} draws {channels}x{size}x{size}",
+            hint=f"train a classifier at the generator's size: 'latentctl train classifier --size {size}', "
+                 f"and pass it with {option}")
+    if _rounded(classifier_config.normalization) != _rounded(generator_config.normalization):
+        raise LatentctlError(
+            f"{classifier_dir} expects pixels normalised with {classifier_config.normalization}, "
+            f"{generator_dir} draws them with {generator_config.normalization}",
+            hint="use a classifier trained by latentctl (pixels in [-1, 1], as its generators draw them)")
+    if generator_config.labels:
+        raise LatentctlError(f"{generator_dir} is a conditional digit model; steering works on face models",
+                             hint="pass --model with a face GAN made by 'latentctl train gan'")
+
+
+def _rounded(normalization: dict[str, list[float]]) -> dict[str, list[float]]:
+    return {key: [round(float(v), 4) for v in values] for key, values in normalization.items()}
+
+
+def load_directions(generator_dir: Path, classifier_dir: Path, generator, classifier, names: list[str],
+                    latent_dim: int, samples: int, refit: bool = False,
+                    on_fit: Callable[[int], None] = lambda samples: None):
+    """Return the attribute directions of this generator read by this classifier: cached, or fitted now
+    (and cached next to the generator, or under ``$LATENTCTL_HOME/cache/directions`` if it is read-only)."""
+    from latentctl.latent import directions as directions_module
+
+    key = directions_module.cache_key(generator_dir, classifier_dir, samples, seed=0)
+    places = directions_module.cache_paths(generator_dir, key, paths.home() / "cache" / "directions")
+    found = None if refit else directions_module.load_cached(places, names, latent_dim)
+    if found is not None:
+        return found, False
+    on_fit(samples)
+    fitted = directions_module.fit_directions(generator, classifier, names, latent_dim, samples=samples)
+    directions_module.save_cached(places, fitted)
+    return fitted, True

@@ -1,0 +1,210 @@
+"""Attribute steering: move latents so that a frozen classifier reads more (or less) of some attributes in
+the faces a frozen generator draws, while the other attributes stay where they were.
+
+Both methods walk ``steps`` moves of equal length ``strength / steps`` in latent space and keep ``frames``
+evenly spaced snapshots; a face stops moving once every target is past ``until`` (when given):
+
+- ``gradient`` (the seed project's method, finished): each move follows the normalised gradient, through the
+  classifier and the generator, of
+
+      sum_t s_t * logit_t(z)                                   reach the targets (s_t = +1 towards, -1 away)
+      - keep_others * mean_k (logit_k(z) - logit_k(z_0))^2     leave every other attribute where it started
+      - prior * (|z| - |z_0|)^2                                stay on the Gaussian shell the generator knows
+
+  The seed only had the first term, so pushing towards Male also pushed towards beards: the classifier's
+  attributes are correlated in the data, hence in its gradients. The second term is the disentanglement
+  step: once an attribute starts to drift, its gradient pulls the move back along its own direction. The
+  third keeps the latent at its starting radius: Gaussian latents of dimension D live near radius sqrt(D),
+  and far from it the generator draws garbage that a classifier may still read as anything.
+- ``direction`` (InterFaceGAN-style, Shen et al., 2020): one fixed unit direction per attribute in latent
+  space, the normal of a linear boundary fitted once to classifier readings of sampled faces (see
+  ``latent.directions``). Disentanglement is conditional manipulation: the target direction minus its
+  projection on the directions of the attributes to keep. Moves cost no gradient, so it is instant once the
+  directions are fitted.
+
+Moves are normalised, so ``strength`` is the distance travelled in latent units (each coordinate of a
+latent has unit variance) whatever the scale of the classifier's logits.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+METHODS = ("gradient", "direction")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One attribute to steer: its column in the classifier's output and the way to push it."""
+
+    index: int
+    name: str
+    sign: int  # +1: towards the attribute, -1: away from it
+
+
+@dataclass(frozen=True)
+class SteerSettings:
+    """How far and how carefully to move; see the module docstring."""
+
+    method: str = "gradient"
+    steps: int = 40
+    strength: float = 4.0  # latent distance travelled over all steps
+    keep_others: float = 1.0  # weight of the keep-the-others term (gradient); > 0 projects (direction)
+    prior: float = 1.0  # weight of the stay-on-the-shell term (gradient)
+    until: float | None = None  # stop a face once every target's probability is past this
+    frames: int = 8
+    views: int = 4  # jittered copies the classifier reads per face and step (gradient); 1 reads the image as is
+    seed: int = 0  # of the jitter
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.views < 1:
+            raise ValueError("views must be >= 1")
+        if self.steps < 1 or self.frames < 2 or self.frames > self.steps + 1:
+            raise ValueError("steps must be >= 1 and frames in [2, steps + 1]")
+        if not (self.strength > 0 and self.keep_others >= 0 and self.prior >= 0):
+            raise ValueError("strength must be > 0, keep_others and prior >= 0")
+        if self.until is not None and not 0.5 < self.until < 1:
+            raise ValueError("until must be a probability in (0.5, 1)")
+
+    def frame_steps(self) -> list[int]:
+        """The step after which each frame is taken: 0 (the start), ..., ``steps``."""
+        return [round(i * self.steps / (self.frames - 1)) for i in range(self.frames)]
+
+
+@dataclass
+class Steering:
+    """What a steering run made: the latents, images and the steering classifier's readings of every frame."""
+
+    latents: torch.Tensor  # (N, F, D)
+    images: torch.Tensor  # (N, F, C, H, W) in [-1, 1], on the CPU
+    probabilities: torch.Tensor  # (N, F, A), the steering classifier's
+    frame_steps: list[int]
+    steps_taken: torch.Tensor  # (N,) moves each face made before it reached ``until`` (or all of them)
+
+
+def steer(generator: torch.nn.Module, classifier: torch.nn.Module, noise: torch.Tensor, targets: list[Target],
+          settings: SteerSettings, direction: torch.Tensor | None = None, batch_size: int = 64) -> Steering:
+    """Steer latents (N, D) towards/away from ``targets``; both networks frozen, in eval mode.
+
+    The ``direction`` method needs ``direction`` (D,): the unit move, already conditioned (see
+    ``AttributeDirections.move``). Faces are steered ``batch_size`` at a time, all of a batch at once.
+    """
+    if not targets:
+        raise ValueError("steering needs at least one target attribute")
+    if settings.method == "direction" and direction is None:
+        raise ValueError("the direction method needs a direction")
+    generator.eval()
+    classifier.eval()
+    parts = [_steer_batch(generator, classifier, noise[start:start + batch_size], targets, settings, direction)
+             for start in range(0, noise.shape[0], batch_size)]
+    return Steering(latents=torch.cat([p[0] for p in parts]), images=torch.cat([p[1] for p in parts]),
+                    probabilities=torch.cat([p[2] for p in parts]), frame_steps=settings.frame_steps(),
+                    steps_taken=torch.cat([p[3] for p in parts]))
+
+
+def _steer_batch(generator: torch.nn.Module, classifier: torch.nn.Module, noise: torch.Tensor,
+                 targets: list[Target], settings: SteerSettings, direction: torch.Tensor | None):
+    device = next(generator.parameters()).device
+    start = noise.to(device=device, dtype=torch.float32)  # (B, D)
+    columns = torch.tensor([t.index for t in targets], device=device)
+    signs = torch.tensor([float(t.sign) for t in targets], device=device)
+    step_length = settings.strength / settings.steps
+    move = None if direction is None else direction.to(device=device, dtype=torch.float32)[None]
+
+    with torch.no_grad():
+        start_logits = classifier(generator(start))  # (B, A)
+    others = torch.ones(start_logits.shape[1], dtype=torch.bool, device=device)
+    others[columns] = False
+    start_radius = start.norm(dim=1)
+    latent = start.clone()
+    active = torch.ones(start.shape[0], dtype=torch.bool, device=device)
+    steps_taken = torch.zeros(start.shape[0], dtype=torch.long, device=device)
+    frame_steps = settings.frame_steps()
+    snapshots = [latent.clone()]
+    logits = start_logits
+    jitter = torch.Generator(device=device).manual_seed(settings.seed)
+    for step in range(1, settings.steps + 1):
+        if settings.until is not None:
+            active &= ~_reached(logits, columns, signs, settings.until)
+            if not active.any():
+                snapshots += [latent.clone()] * sum(1 for s in frame_steps if s >= step)
+                break
+        if settings.method == "gradient":
+            with torch.enable_grad():
+                candidate = latent.detach().requires_grad_(True)
+                logits_now = jittered_logits(classifier, generator(candidate), settings.views, jitter)
+                objective = steering_objective(logits_now, start_logits, candidate, start_radius, columns, signs,
+                                               others, settings.keep_others, settings.prior)
+                (gradient,) = torch.autograd.grad(objective.sum(), candidate)
+            step_move = gradient / gradient.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        else:
+            step_move = move.expand_as(latent)
+        latent = torch.where(active[:, None], latent + step_length * step_move, latent).detach()
+        steps_taken += active.long()
+        if settings.until is not None or settings.method == "gradient":
+            with torch.no_grad():
+                logits = classifier(generator(latent))
+        snapshots += [latent.clone()] * frame_steps.count(step)
+
+    latents = torch.stack(snapshots, dim=1)  # (B, F, D)
+    with torch.inference_mode():
+        flat = latents.flatten(0, 1)
+        images = generator(flat)
+        probabilities = torch.sigmoid(classifier(images)).float()
+    frames = len(frame_steps)
+    return (latents.cpu(), images.float().cpu().unflatten(0, (-1, frames)),
+            probabilities.cpu().unflatten(0, (-1, frames)), steps_taken.cpu())
+
+
+def jittered_logits(classifier: torch.nn.Module, images: torch.Tensor, views: int,
+                    rng: torch.Generator) -> torch.Tensor:
+    """Return the classifier's logits (B, A) averaged over ``views`` jittered copies of images (B, C, S, S).
+
+    Each copy is shifted by up to S/16 pixels, mirrored with probability 1/2, and gets a small brightness
+    change and pixel noise. A classifier's gradient at one exact image is mostly made of changes no person
+    would see (the same weakness adversarial examples exploit): through the generator they turn into a
+    changed background or a faint texture that raises the classifier's score and nobody else's. Averaged
+    over small changes that do not alter a face, only what survives them (the attribute itself) is
+    followed: "expectation over transformation" (Athalye et al., 2018). The first copy is the image as it is.
+    """
+    if views == 1:
+        return classifier(images)
+    size = images.shape[-1]
+    reach = max(1, size // 16)
+    padded = torch.nn.functional.pad(images, (reach,) * 4, mode="replicate")
+    copies = [images]
+    for _ in range(views - 1):
+        dx, dy = torch.randint(0, 2 * reach + 1, (2,), generator=rng, device=images.device).tolist()
+        copy = padded[..., dy:dy + size, dx:dx + size]
+        if torch.rand((), generator=rng, device=images.device) < 0.5:
+            copy = copy.flip(-1)
+        brightness = (torch.rand(images.shape[0], 1, 1, 1, generator=rng, device=images.device) - 0.5) * 0.2
+        noise = torch.randn(copy.shape, generator=rng, device=images.device) * 0.05
+        copies.append((copy + brightness + noise).clamp(-1, 1))
+    logits = classifier(torch.cat(copies))  # (views * B, A)
+    return logits.unflatten(0, (views, images.shape[0])).mean(0)
+
+
+def steering_objective(logits: torch.Tensor, start_logits: torch.Tensor, latent: torch.Tensor,
+                       start_radius: torch.Tensor, columns: torch.Tensor, signs: torch.Tensor,
+                       others: torch.Tensor, keep_others: float, prior: float) -> torch.Tensor:
+    """Return the per-face objective (B,) the gradient method ascends; see the module docstring."""
+    objective = (logits[:, columns] * signs).sum(dim=1)
+    if keep_others > 0 and others.any():
+        drift = logits[:, others] - start_logits[:, others]
+        objective = objective - keep_others * drift.square().mean(dim=1)
+    if prior > 0:
+        objective = objective - prior * (latent.norm(dim=1) - start_radius).square()
+    return objective
+
+
+def _reached(logits: torch.Tensor, columns: torch.Tensor, signs: torch.Tensor, until: float) -> torch.Tensor:
+    """Faces (B,) whose every target is past ``until``: probability above it, or below 1 - it when away."""
+    threshold = math.log(until / (1 - until))
+    return ((logits[:, columns] * signs) >= threshold).all(dim=1)
+

@@ -1,0 +1,183 @@
+"""`latentctl steer`, `latentctl attributes` and `latentctl eval steer` through the CLI, on tiny untrained
+models: files written, JSON, exit codes and error messages. How well steering works is test_quality's job."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from latentctl import store
+from latentctl.data.celeba import CELEBA_ATTRIBUTES
+from latentctl.models.classifier import AttributeClassifier, ClassifierConfig
+from latentctl.models.dcgan import GANConfig, Generator
+
+SIZE = 16
+
+
+def save_generator(out: Path, size: int = SIZE) -> Path:
+    torch.manual_seed(0)
+    config = GANConfig(latent_dim=8, num_classes=0, image_size=size, channels=3, gen_width=8, disc_width=8,
+                       upsample="nearest")
+    store.save_model(out, store.ModelConfig(kind="gan", architecture={"name": "dcgan", **config.to_dict()},
+                                            image_size=size, channels=3, latent_dim=8, labels=[],
+                                            normalization={"mean": [0.5] * 3, "std": [0.5] * 3}),
+                     Generator(config))
+    return out
+
+
+def save_classifier(out: Path, seed: int = 0, size: int = SIZE) -> Path:
+    torch.manual_seed(seed)
+    config = ClassifierConfig(image_size=size, width=4)
+    validation = {name: (0.9 if i % 2 else 0.6) for i, name in enumerate(CELEBA_ATTRIBUTES)}
+    store.save_model(out, store.ModelConfig(
+        kind="classifier", architecture={"name": "attribute-cnn", **config.to_dict()}, image_size=size, channels=3,
+        latent_dim=0, labels=list(CELEBA_ATTRIBUTES), normalization={"mean": [0.5] * 3, "std": [0.5] * 3},
+        training={"base_rates": {name: 0.25 for name in CELEBA_ATTRIBUTES},
+                  "validation": {"balanced_accuracy": validation}}), AttributeClassifier(config).eval())
+    return out
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("steer-models")
+    return {"gan": save_generator(root / "gan"), "classifier": save_classifier(root / "classifier"),
+            "judge": save_classifier(root / "judge", seed=1)}
+
+
+def steer_args(models: dict[str, Path], *extra: object) -> list[object]:
+    return ["steer", "--model", models["gan"], "--classifier", models["classifier"], "--device", "cpu",
+            "--steps", 8, *extra]
+
+
+def test_steer_writes_one_row_per_face_and_one_column_per_frame(cli, models, tmp_path):
+    out = tmp_path / "male.png"
+    result = cli(*steer_args(models, "--to", "Male", "--n", 3, "--frames", 4, "--scale", 1, out))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(out)
+    width, height = Image.open(out).size
+    assert (width, height) == (2 + 4 * (SIZE + 2), 2 + 3 * (SIZE + 2))  # 4 frames x 3 faces, 2 px padding
+
+
+def test_steer_json_lists_target_probabilities_and_biggest_changes_per_frame(cli, models, tmp_path):
+    result = cli(*steer_args(models, "--to", "smiling", "--away-from", "eyeglasses", "--n", 2, "--frames", 3,
+                             "--json", tmp_path / "s.png"))
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["to"] == ["Smiling"] and report["away_from"] == ["Eyeglasses"]
+    assert len(report["faces"]) == 2 and [face["seed"] for face in report["faces"]] == [0, 1]
+    frames = report["faces"][0]["frames"]
+    assert [frame["step"] for frame in frames] == [0, 4, 8]
+    assert set(frames[0]["targets"]) == {"Smiling", "Eyeglasses"}
+    changed = frames[-1]["changed"]
+    assert len(changed) == 3 and all(c["attribute"] not in ("Smiling", "Eyeglasses") for c in changed)
+
+
+def test_steer_gif_animates_the_faces_in_a_square_grid(cli, models, tmp_path):
+    out = tmp_path / "walk.gif"
+    result = cli(*steer_args(models, "--to", "Male", "--n", 4, "--frames", 5, out))
+    assert result.exit_code == 0, result.output
+    gif = Image.open(out)
+    # (identical consecutive frames of an untrained model may be merged by the GIF encoder)
+    assert gif.format == "GIF" and gif.n_frames >= 2 and gif.size[0] == gif.size[1]  # 4 faces in 2 x 2
+
+
+def test_direction_method_fits_once_then_reuses_the_cache(cli, models, tmp_path):
+    args = steer_args(models, "--to", "Male", "--method", "direction", "--samples", 200, tmp_path / "d.png")
+    first = cli(*args)
+    assert first.exit_code == 0, first.output
+    assert "fitting attribute directions" in first.stderr
+    assert list((models["gan"] / "directions").glob("*.safetensors"))
+    second = cli(*args)
+    assert second.exit_code == 0 and "fitting" not in second.stderr
+
+
+def test_steer_takes_latents_saved_by_sample(cli, models, tmp_path):
+    latents = tmp_path / "z.safetensors"
+    sampled = cli("sample", "--model", models["gan"], "--n", 2, "--save-latents", latents, "--device", "cpu",
+                  tmp_path / "faces.png")
+    assert sampled.exit_code == 0, sampled.output
+    result = cli(*steer_args(models, "--to", "Male", "--from-noise", latents, "--json", tmp_path / "s.png"))
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert len(report["faces"]) == 2 and report["faces"][0]["seed"] is None
+
+
+def test_unknown_attribute_is_a_usage_error_with_a_suggestion(cli, models, tmp_path):
+    result = cli(*steer_args(models, "--to", "mael", tmp_path / "x.png"))
+    assert result.exit_code == 2
+    assert "did you mean Male" in result.output and "latentctl attributes" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_an_attribute_both_towards_and_away_is_refused(cli, models, tmp_path):
+    result = cli(*steer_args(models, "--to", "Male", "--away-from", "male", tmp_path / "x.png"))
+    assert result.exit_code == 2 and "both" in result.output
+
+
+def test_one_frame_is_refused(cli, models, tmp_path):
+    result = cli(*steer_args(models, "--to", "Male", "--frames", 1, tmp_path / "x.png"))
+    assert result.exit_code == 2
+
+
+def test_no_target_is_refused(cli, models, tmp_path):
+    result = cli(*steer_args(models, tmp_path / "x.png"))
+    assert result.exit_code == 2 and "--to" in result.output
+
+
+def test_without_a_classifier_it_says_how_to_train_one(cli, models, tmp_path):
+    result = cli("steer", "--model", models["gan"], "--to", "Male", "--device", "cpu", tmp_path / "x.png")
+    assert result.exit_code == 1
+    assert "latentctl train classifier" in result.stderr and "Traceback" not in result.output
+
+
+def test_a_classifier_of_another_image_size_is_refused(cli, models, tmp_path):
+    other = save_classifier(tmp_path / "big", size=32)
+    result = cli("steer", "--model", models["gan"], "--classifier", other, "--to", "Male", "--device", "cpu",
+                 tmp_path / "x.png")
+    assert result.exit_code == 1
+    assert "3x32x32" in result.stderr and "--size 16" in result.stderr
+
+
+def test_a_generator_given_as_the_classifier_is_refused(cli, models, tmp_path):
+    result = cli("steer", "--model", models["gan"], "--classifier", models["gan"], "--to", "Male",
+                 "--device", "cpu", tmp_path / "x.png")
+    assert result.exit_code == 1 and "classifier" in result.stderr
+
+
+def test_attributes_lists_names_with_base_rates(cli, models):
+    result = cli("attributes", "--classifier", models["classifier"], "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["attributes"]
+    assert [row["name"] for row in rows] == list(CELEBA_ATTRIBUTES)
+    assert rows[0]["base_rate"] == 0.25
+
+
+def test_attributes_without_a_classifier_lists_celeba_names(cli):
+    result = cli("attributes")
+    assert result.exit_code == 0
+    assert result.stdout.split() == list(CELEBA_ATTRIBUTES)
+
+
+def test_eval_steer_prints_a_table_json_and_a_plot(cli, models, tmp_path):
+    plot = tmp_path / "eval.png"
+    result = cli("eval", "steer", "--model", models["gan"], "--classifier", models["classifier"], "--judge",
+                 models["judge"], "--attribute", "Male", "--faces", 3, "--steps", 4, "--samples", 200,
+                 "--plot", plot, "--device", "cpu", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    rows = {(row["method"], row["keep_others"]) for row in report["scores"]}
+    assert rows == {("gradient", 1.0), ("gradient", 0.0), ("direction", 1.0), ("direction", 0.0)}
+    for row in report["scores"]:
+        assert 0 <= row["success"] <= 1 and row["others"] >= 0 and row["faces"] >= 1
+    assert report["readable"] == [name for i, name in enumerate(CELEBA_ATTRIBUTES) if i % 2]  # >= 0.8
+    assert Image.open(plot).size[0] > 100
+
+
+def test_eval_steer_refuses_the_steering_classifier_as_its_own_judge(cli, models):
+    result = cli("eval", "steer", "--model", models["gan"], "--classifier", models["classifier"], "--judge",
+                 models["classifier"], "--device", "cpu")
+    assert result.exit_code == 1 and "judge" in result.stderr

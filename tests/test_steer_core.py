@@ -1,0 +1,169 @@
+"""Steering math on toy networks whose answers are known: a linear generator read by a linear classifier.
+
+Attribute 1 is built to be correlated with attribute 0 (like beards with Male in CelebA), so a move that
+only chases attribute 0 drags attribute 1 along, and a disentangled one must not.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from latentctl.errors import LatentctlError
+from latentctl.latent.attributes import match_attribute, normalise
+from latentctl.latent.directions import fit_directions
+from latentctl.latent.sampling import load_latents, noise_for_seeds, save_latents
+from latentctl.latent.steer import SteerSettings, Target, steer
+
+LATENT, SIZE, ATTRIBUTES = 12, 8, 4
+
+
+class ToyClassifier(nn.Module):
+    def __init__(self, weight: torch.Tensor) -> None:
+        super().__init__()
+        self.linear = nn.Linear(weight.shape[1], weight.shape[0], bias=False)
+        self.linear.weight.data.copy_(weight)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.linear(images.flatten(1))
+
+
+def toy_pair(seed: int = 0) -> tuple[nn.Module, nn.Module]:
+    """A linear generator (latent -> 1x8x8 image, no tanh) and a classifier whose attribute 1 leans on 0."""
+    rng = torch.Generator().manual_seed(seed)
+    generator = nn.Sequential(nn.Linear(LATENT, SIZE * SIZE, bias=False), nn.Unflatten(1, (1, SIZE, SIZE)))
+    nn.init.normal_(generator[0].weight, 0, 1 / LATENT**0.5, generator=rng)
+    weight = torch.randn(ATTRIBUTES, SIZE * SIZE, generator=rng) / SIZE
+    weight[1] = 0.8 * weight[0] + 0.6 * weight[1]  # correlated with attribute 0
+    return generator.eval(), ToyClassifier(weight).eval()
+
+
+@pytest.mark.parametrize("typed", ["male", "MALE", "Male", "ma_le"])
+def test_attribute_names_match_ignoring_case_and_underscores(typed):
+    assert match_attribute(typed, ["Smiling", "Male"]) == "Male"
+    assert normalise("5_o_Clock_Shadow") == normalise("5 o clock shadow") == "5oclockshadow"
+
+
+def test_unknown_attribute_suggests_the_closest_name():
+    with pytest.raises(LatentctlError) as caught:
+        match_attribute("eyeglases", ["Eyeglasses", "Male", "Smiling"])
+    assert "eyeglases" in caught.value.message
+    assert "did you mean Eyeglasses" in caught.value.hint and "latentctl attributes" in caught.value.hint
+
+
+def test_gradient_steering_raises_the_target_logit_of_every_face():
+    generator, classifier = toy_pair()
+    noise = noise_for_seeds(range(6), LATENT)
+    result = steer(generator, classifier, noise, [Target(0, "zero", +1)],
+                   SteerSettings(steps=20, strength=3.0, keep_others=0.0, prior=0.0, views=1, frames=5))
+    assert result.images.shape == (6, 5, 1, SIZE, SIZE) and result.latents.shape == (6, 5, LATENT)
+    target = result.probabilities[:, :, 0]
+    assert (target[:, -1] > target[:, 0]).all()
+    assert (target.diff(dim=1) >= -1e-6).all()  # monotone along the way
+    torch.testing.assert_close(result.latents[:, 0], noise)  # the first frame is the unchanged face
+
+
+def test_away_from_lowers_the_target():
+    generator, classifier = toy_pair()
+    result = steer(generator, classifier, noise_for_seeds(range(4), LATENT), [Target(2, "two", -1)],
+                   SteerSettings(steps=10, strength=2.0, views=1))
+    assert (result.probabilities[:, -1, 2] < result.probabilities[:, 0, 2]).all()
+
+
+def test_keep_others_holds_a_correlated_attribute_back():
+    generator, classifier = toy_pair()
+    noise = noise_for_seeds(range(8), LATENT)
+
+    def drift(keep: float) -> float:
+        result = steer(generator, classifier, noise, [Target(0, "zero", +1)],
+                       SteerSettings(steps=30, strength=3.0, keep_others=keep, prior=0.0, views=1))
+        logits = torch.logit(result.probabilities.clamp(1e-6, 1 - 1e-6))
+        return (logits[:, -1, 1] - logits[:, 0, 1]).abs().mean().item()
+
+    tangled, kept = drift(0.0), drift(5.0)
+    assert kept < 0.5 * tangled
+
+
+def test_prior_keeps_the_latent_near_its_starting_radius():
+    generator, classifier = toy_pair()
+    noise = noise_for_seeds(range(8), LATENT)
+
+    def radius_change(prior: float) -> float:
+        result = steer(generator, classifier, noise, [Target(0, "zero", +1)],
+                       SteerSettings(steps=30, strength=4.0, keep_others=0.0, prior=prior, views=1))
+        return (result.latents[:, -1].norm(dim=1) - noise.norm(dim=1)).abs().mean().item()
+
+    assert radius_change(10.0) < 0.5 * radius_change(0.0)
+
+
+def test_until_stops_each_face_once_its_target_is_reached():
+    generator, classifier = toy_pair()
+    result = steer(generator, classifier, noise_for_seeds(range(8), LATENT), [Target(0, "zero", +1)],
+                   SteerSettings(steps=60, strength=12.0, keep_others=0.0, until=0.8, views=1, frames=4))
+    stopped = result.steps_taken < 60
+    assert stopped.any()
+    assert (result.probabilities[stopped, -1, 0] >= 0.8).all()
+    # a stopped face stays put: its last frames repeat
+    finished = result.steps_taken <= result.frame_steps[1]
+    if finished.any():
+        torch.testing.assert_close(result.latents[finished, -1], result.latents[finished, -2])
+
+
+def test_jittered_views_still_steer_and_are_seeded():
+    generator, classifier = toy_pair()
+    noise = noise_for_seeds(range(3), LATENT)
+    settings = SteerSettings(steps=8, strength=2.0, views=4, seed=3)
+    first = steer(generator, classifier, noise, [Target(0, "zero", +1)], settings)
+    again = steer(generator, classifier, noise, [Target(0, "zero", +1)], settings)
+    torch.testing.assert_close(first.latents, again.latents)
+    assert (first.probabilities[:, -1, 0] > first.probabilities[:, 0, 0]).all()
+
+
+def test_fitted_directions_recover_a_linear_boundary():
+    generator, classifier = toy_pair()
+    directions = fit_directions(generator, classifier, ["a", "b", "c", "d"], LATENT, samples=2000)
+    # the true normal of attribute a in latent space: classifier row through the linear generator
+    truth = classifier.linear.weight[0] @ generator[0].weight  # (D,)
+    cosine = torch.nn.functional.cosine_similarity(directions.normals[0], truth / truth.norm(), dim=0)
+    assert cosine > 0.99
+    assert (directions.quality > 0.95).all()
+
+
+def test_conditional_direction_leaves_kept_attributes_unchanged():
+    generator, classifier = toy_pair()
+    directions = fit_directions(generator, classifier, ["a", "b", "c", "d"], LATENT, samples=2000)
+    move = directions.move([(0, +1)], keep=True)
+    assert move.norm().item() == pytest.approx(1.0, abs=1e-5)
+    kept = torch.stack([directions.normals[i] for i in (1, 2, 3)])
+    assert (kept @ move).abs().max() < 1e-4  # orthogonal to every kept direction
+    noise = noise_for_seeds(range(4), LATENT)
+    for keep, bound in ((True, 0.05), (False, None)):
+        result = steer(generator, classifier, noise, [Target(0, "a", +1)],
+                       SteerSettings(method="direction", steps=10, strength=3.0), direction=directions.move(
+                           [(0, +1)], keep=keep))
+        logits = torch.logit(result.probabilities.clamp(1e-6, 1 - 1e-6))
+        change = (logits[:, -1, 1] - logits[:, 0, 1]).abs().max().item()
+        if bound is not None:
+            assert change < bound
+        else:
+            assert change > 0.5  # without conditioning the correlated attribute moves
+
+
+def test_settings_refuse_one_frame_and_more_frames_than_steps():
+    with pytest.raises(ValueError):
+        SteerSettings(frames=1)
+    with pytest.raises(ValueError):
+        SteerSettings(frames=12, steps=10)
+    assert SteerSettings(frames=3, steps=10).frame_steps() == [0, 5, 10]
+
+
+def test_latents_file_round_trips_and_refuses_the_wrong_size(tmp_path):
+    noise = noise_for_seeds(range(3), LATENT)
+    save_latents(tmp_path / "z.safetensors", noise, seeds=[0, 1, 2])
+    torch.testing.assert_close(load_latents(tmp_path / "z.safetensors", LATENT), noise)
+    with pytest.raises(LatentctlError, match="12-dimensional"):
+        load_latents(tmp_path / "z.safetensors", 100)
+    (tmp_path / "bad.safetensors").write_bytes(b"not a tensor file")
+    with pytest.raises(LatentctlError):
+        load_latents(tmp_path / "bad.safetensors", LATENT)
