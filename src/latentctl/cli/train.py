@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 
 from latentctl import console, paths
@@ -46,6 +49,15 @@ ImageSize = Annotated[int, typer.Option(min=8, max=1024, callback=_image_size, h
                                         "with 4 <= s <= 7: 32, 64, 128...).", rich_help_panel=ARCH)]
 Crop = Annotated[int, typer.Option(min=8, max=178, help="Centred square cut from CelebA's 178x218 images before "
                                    "resizing (see 'latentctl data prepare').", rich_help_panel=ARCH)]
+BATCH_HELP = ("Images per step, all processes together (with --nproc N each takes 1/N; the learning rate is for "
+              "this batch).")
+Processes = Annotated[int, typer.Option("--nproc", min=1, rich_help_panel="Runtime",
+                                        help="Train in N processes on this machine, started with torchrun: one per "
+                                        "GPU, or N CPU processes with --device cpu. For several machines run torchrun "
+                                        "yourself (docs/distributed.md).")]
+SyncDiscriminatorBatchNorm = Annotated[bool, typer.Option(
+    "--sync-bn", rich_help_panel=HYPER,
+    help="With several GPUs, the discriminator's BatchNorm statistics over the whole batch, not each GPU's share.")]
 
 
 @app.command("cgan")
@@ -56,7 +68,7 @@ def train_cgan(
                                              "[default: $LATENTCTL_HOME/models/cgan-mnist].")] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="Total epochs [default: 20; with --resume: "
                                                "the run's own].", rich_help_panel=HYPER)] = None,
-    batch_size: Annotated[int, typer.Option(min=2, help="Images per step.", rich_help_panel=HYPER)] = 128,
+    batch_size: Annotated[int, typer.Option(min=2, help=BATCH_HELP, rich_help_panel=HYPER)] = 128,
     lr: Annotated[float, typer.Option(callback=_positive, help="Adam learning rate (both networks).",
                                       rich_help_panel=HYPER)] = 2e-4,
     beta1: Annotated[float, typer.Option(min=0.0, max=0.999, help="Adam's first-moment decay (0.5 as in "
@@ -68,6 +80,7 @@ def train_cgan(
     mode_seeking: Annotated[float, typer.Option(min=0.0, help="Weight of a mode-seeking term that pushes "
                                                 "for more variety within each digit (0: off).",
                                                 rich_help_panel=HYPER)] = 0.0,
+    sync_bn: SyncDiscriminatorBatchNorm = False,
     latent_dim: Annotated[int, typer.Option(min=1, help="Noise size.", rich_help_panel=ARCH)] = 100,
     gen_width: Annotated[int, typer.Option(min=4, help="Generator width (channels of its last hidden "
                                            "block).", rich_help_panel=ARCH)] = 64,
@@ -77,6 +90,7 @@ def train_cgan(
     resume: Resume = False,
     force: Force = False,
     device: Device = "auto",
+    nproc: Processes = 1,
     seed: Seed = 0,
     json_output: Json = False,
 ) -> None:
@@ -90,23 +104,26 @@ def train_cgan(
         latentctl data download mnist && latentctl train cgan
         latentctl train cgan --epochs 5 --device cuda
         latentctl train cgan --resume --epochs 30
+        latentctl train cgan --nproc 4 --device cuda --batch-size 512
     """
-    from latentctl.device import resolve_device
     from latentctl.train.cgan import default_config, load_digits
     from latentctl.train.gan import TrainOptions
 
     _check_resume_force(resume, force)
+    if nproc > 1:
+        _run_under_torchrun(context, nproc)
     out = out or paths.model_dir("cgan-mnist")
     custom_data = data_root is not None
     data_root = data_root or paths.data_dir("mnist")
-    torch_device = resolve_device(device)
-    dataset = load_digits(data_root)  # before --force clears anything: a typo in --data-root loses nothing
-    options = TrainOptions(epochs=epochs or 20, batch_size=batch_size, lr=lr, beta1=beta1, beta2=beta2,
-                           ema_decay=ema_decay, mode_seeking=mode_seeking, seed=seed, sample_every=sample_every)
-    resume_command = _resume_command("cgan", out, data_root if custom_data else None)
-    _train_gan(context, "cgan", dataset, default_config(latent_dim, gen_width, disc_width), options, out,
-               torch_device, resume=resume, force=force, epochs=epochs, json_output=json_output,
-               resume_command=resume_command)
+    with _processes(device) as (dist, torch_device):
+        dataset = load_digits(data_root)  # before --force clears anything: a typo in --data-root loses nothing
+        options = TrainOptions(epochs=epochs or 20, batch_size=batch_size, lr=lr, beta1=beta1, beta2=beta2,
+                               ema_decay=ema_decay, mode_seeking=mode_seeking, seed=seed, sample_every=sample_every,
+                               sync_bn=sync_bn)
+        resume_command = _resume_command("cgan", out, data_root if custom_data else None, dist)
+        _train_gan(context, "cgan", dataset, default_config(latent_dim, gen_width, disc_width), options, out,
+                   torch_device, dist, resume=resume, force=force, epochs=epochs, json_output=json_output,
+                   resume_command=resume_command)
 
 
 @app.command("gan")
@@ -117,7 +134,7 @@ def train_gan(
                                              "[default: $LATENTCTL_HOME/models/gan-celeba].")] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="Total epochs [default: 25; with --resume: "
                                                "the run's own].", rich_help_panel=HYPER)] = None,
-    batch_size: Annotated[int, typer.Option(min=2, help="Images per step.", rich_help_panel=HYPER)] = 128,
+    batch_size: Annotated[int, typer.Option(min=2, help=BATCH_HELP, rich_help_panel=HYPER)] = 128,
     lr: Annotated[float, typer.Option(callback=_positive, help="Adam learning rate (both networks; the seed "
                                       "projects used 1e-3 with batch 64).", rich_help_panel=HYPER)] = 2e-4,
     beta1: Annotated[float, typer.Option(min=0.0, max=0.999, help="Adam's first-moment decay (0.5 as in "
@@ -128,6 +145,7 @@ def train_gan(
                                              "average, which is what gets saved.", rich_help_panel=HYPER)] = 0.999,
     flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Mirror half of the real faces left-right "
                                        "(twice the data for free).", rich_help_panel=HYPER)] = True,
+    sync_bn: SyncDiscriminatorBatchNorm = False,
     latent_dim: Annotated[int, typer.Option(min=1, help="Noise size.", rich_help_panel=ARCH)] = 100,
     gen_width: Annotated[int, typer.Option(min=4, help="Generator width (channels of its last hidden "
                                            "block).", rich_help_panel=ARCH)] = 64,
@@ -139,6 +157,7 @@ def train_gan(
     resume: Resume = False,
     force: Force = False,
     device: Device = "auto",
+    nproc: Processes = 1,
     seed: Seed = 0,
     json_output: Json = False,
 ) -> None:
@@ -153,31 +172,92 @@ def train_gan(
         latentctl train gan --epochs 50 --device cuda
         latentctl data synth faces && latentctl train gan --epochs 5
         latentctl train gan --resume --epochs 60
+        latentctl train gan --nproc 8 --device cuda --batch-size 512 --size 128
     """
-    from latentctl.device import resolve_device
     from latentctl.train.faces import default_config
     from latentctl.train.gan import TrainOptions
 
     _check_resume_force(resume, force)
+    if nproc > 1:
+        _run_under_torchrun(context, nproc)
     out = out or paths.model_dir("gan-celeba")
     custom_data = data_root is not None
     data_root = data_root or paths.data_dir("celeba")
-    torch_device = resolve_device(device)
-    if resume and (out / "training_state.json").is_file():  # a resumed run reads the cache it started with
-        size, crop = _run_image_settings(out, size, crop)
-    dataset = _load_prepared_faces(data_root, size, crop)
-    options = TrainOptions(epochs=epochs or 25, batch_size=batch_size, lr=lr, beta1=beta1, beta2=beta2,
-                           ema_decay=ema_decay, flip=flip, seed=seed, sample_every=sample_every)
-    resume_command = _resume_command("gan", out, data_root if custom_data else None)
-    _train_gan(context, "gan", dataset, default_config(size, latent_dim, gen_width, disc_width), options, out,
-               torch_device, resume=resume, force=force, epochs=epochs, json_output=json_output,
-               resume_command=resume_command)
+    with _processes(device) as (dist, torch_device):
+        if resume and (out / "training_state.json").is_file():  # a resumed run reads the cache it started with
+            size, crop = _run_image_settings(out, size, crop)
+        dataset = _load_prepared_faces(data_root, size, crop, dist)
+        options = TrainOptions(epochs=epochs or 25, batch_size=batch_size, lr=lr, beta1=beta1, beta2=beta2,
+                               ema_decay=ema_decay, flip=flip, seed=seed, sample_every=sample_every, sync_bn=sync_bn)
+        resume_command = _resume_command("gan", out, data_root if custom_data else None, dist)
+        _train_gan(context, "gan", dataset, default_config(size, latent_dim, gen_width, disc_width), options, out,
+                   torch_device, dist, resume=resume, force=force, epochs=epochs, json_output=json_output,
+                   resume_command=resume_command)
 
 
 def _check_resume_force(resume: bool, force: bool) -> None:
     if resume and force:
         raise typer.BadParameter("--resume continues a run and --force replaces it: pick one",
                                  param_hint="--resume/--force")
+
+
+def _run_under_torchrun(context: typer.Context, processes: int) -> None:
+    """Start this very command again in ``processes`` processes under torchrun (``--nproc``); leave with their
+    exit status."""
+    from latentctl.train import distributed
+
+    if distributed.launched_by_torchrun():
+        raise typer.BadParameter("torchrun started this process already; its --nproc-per-node says how many "
+                                 "processes there are", param_hint="--nproc")
+    argv = context.find_root().meta.get("latentctl.argv", sys.argv[1:])
+    raise typer.Exit(distributed.launch(_without_nproc(argv), processes))
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    """The command line less its ``--nproc N`` (or ``--nproc=N``)."""
+    kept: list[str] = []
+    skip_value = False
+    for arg in argv:
+        if skip_value:
+            skip_value = False
+        elif arg == "--nproc":
+            skip_value = True
+        elif not arg.startswith("--nproc="):
+            kept.append(arg)
+    return kept
+
+
+@contextmanager
+def _processes(device: str) -> Iterator[tuple[Any, Any]]:
+    """Yield this process's place among those torchrun started, and its device (a single process on
+    ``device`` without torchrun). Only rank 0 prints; a failure is reported once, by one rank, and ends
+    every rank, none left waiting for the others."""
+    from latentctl.train import distributed
+
+    rank = distributed.environment_rank()
+    was_quiet = console.stderr.quiet
+    console.stderr.quiet = was_quiet or rank != 0
+    try:
+        yield distributed.start(device)
+    except (typer.Exit, click.exceptions.Exit):  # a normal end: finished, or stopped by Ctrl-C and saved
+        distributed.finish()
+        raise
+    except BaseException as error:
+        if not distributed.report_failure(error):  # another rank says what happened
+            raise typer.Exit(_exit_status(error)) from None
+        if rank and isinstance(error, LatentctlError):
+            raise LatentctlError(f"rank {rank}: {error.message}", hint=error.hint) from None
+        raise
+    else:
+        distributed.finish()
+    finally:
+        console.stderr.quiet = was_quiet
+
+
+def _exit_status(error: BaseException) -> int:
+    if isinstance(error, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    return error.exit_code if isinstance(error, click.exceptions.ClickException) else 1
 
 
 def _run_image_settings(out: Path, size: int, crop: int) -> tuple[int, int]:
@@ -189,15 +269,18 @@ def _run_image_settings(out: Path, size: int, crop: int) -> tuple[int, int]:
     return int(dataset.get("size", size)), int(dataset.get("crop", crop))
 
 
-def _load_prepared_faces(data_root: Path, size: int, crop: int) -> Any:
+def _load_prepared_faces(data_root: Path, size: int, crop: int, dist: Any) -> Any:
     """Load the training faces, preparing the cache with a progress bar when it is missing or stale."""
     from latentctl.train.faces import faces_dataset
 
-    return faces_dataset(_prepared_celeba(data_root, size, crop))
+    return faces_dataset(_prepared_celeba(data_root, size, crop, dist))
 
 
-def _prepared_celeba(data_root: Path, size: int, crop: int) -> Any:
-    """Open the prepared CelebA cache, building it with a progress bar when it is missing or stale."""
+def _prepared_celeba(data_root: Path, size: int, crop: int, dist: Any) -> Any:
+    """Open the prepared CelebA cache, building it with a progress bar when it is missing or stale.
+
+    With several processes never two build one cache at once: rank 0 first, then the first process of
+    each other machine (whose disk may not be rank 0's), while the others wait; then all open it."""
     from latentctl.data.celeba import load_celeba
     from latentctl.data.prepare import ensure_prepared
 
@@ -205,9 +288,19 @@ def _prepared_celeba(data_root: Path, size: int, crop: int) -> Any:
         console.info(f"preparing CelebA at {size}x{size} (crop {crop}) for training ({reason}): "
                      f"{count:,} images, once")
 
-    load_celeba(data_root)  # a missing dataset fails here with the import hint, before any progress bar
-    with console.progress("preparing", total=None) as advance:
-        return ensure_prepared(data_root, size, crop, on_start=starting, on_progress=RunningTotal(advance).update)
+    def prepared() -> Any:
+        load_celeba(data_root)  # a missing dataset fails here with the import hint, before any progress bar
+        with console.progress("preparing", total=None) as advance:
+            return ensure_prepared(data_root, size, crop, on_start=starting, on_progress=RunningTotal(advance).update)
+
+    if not dist.enabled:
+        return prepared()
+    cache = None
+    for builds in (dist.is_main, dist.local_rank == 0 and not dist.is_main):
+        if builds:
+            cache = prepared()
+        dist.barrier()
+    return cache if cache is not None else prepared()
 
 
 def _announce_resume(trainer: Any, out: Path) -> None:
@@ -218,31 +311,37 @@ def _announce_resume(trainer: Any, out: Path) -> None:
     console.info(f"resuming {out} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
 
 
-def _resume_command(kind: str, out: Path, data_root: Path | None) -> str:
-    """The command that continues an interrupted run (with --data-root only when one was given)."""
-    return f"latentctl train {kind} --resume --out {out}" + (f" --data-root {data_root}" if data_root else "")
+def _resume_command(kind: str, out: Path, data_root: Path | None, dist: Any) -> str:
+    """The command that continues an interrupted run (with --data-root only when one was given, and on one
+    machine with as many processes: the same number continues exactly)."""
+    command = f"latentctl train {kind} --resume --out {out}" + (f" --data-root {data_root}" if data_root else "")
+    one_machine = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world_size)) == dist.world_size
+    if dist.enabled and one_machine:
+        command += f" --nproc {dist.world_size}"
+    return command
 
 
 def _train_gan(context: typer.Context, kind: str, dataset: Any, config: Any, options: Any, out: Path,
-               torch_device: Any, *, resume: bool, force: bool, epochs: int | None, json_output: bool,
+               torch_device: Any, dist: Any, *, resume: bool, force: bool, epochs: int | None, json_output: bool,
                resume_command: str) -> None:
     """Start or resume a GAN run in ``out`` and train it with a progress display; report the result."""
     import torch
 
     from latentctl.train.gan import GANTrainer
 
-    _prepare_out(out, resume=resume, force=force)
+    _prepare_out(out, resume=resume, force=force, dist=dist)
     if resume:
         _warn_ignored_with_resume(context)
-        trainer = GANTrainer.resume(out, dataset, torch_device, epochs=epochs, warn=console.warn)
+        trainer = GANTrainer.resume(out, dataset, torch_device, epochs=epochs, warn=console.warn, dist=dist)
         if trainer.kind != kind:
             raise LatentctlError(f"{out} holds a {trainer.kind} run, not a {kind} run",
                                  hint=f"resume it with 'latentctl train {trainer.kind} --resume'")
         _announce_resume(trainer, out)
     else:
-        trainer = GANTrainer(config, options, dataset, out, torch_device, kind=kind)
+        _warn_sync_bn_alone(options.sync_bn, dist)
+        trainer = GANTrainer(config, options, dataset, out, torch_device, kind=kind, dist=dist)
     what = "a conditional DCGAN" if trainer.config.conditional else "a DCGAN"
-    console.info(f"training {what} on {dataset.name} ({dataset.images.shape[0]:,} images) on {torch_device} "
+    console.info(f"training {what} on {dataset.name} ({dataset.images.shape[0]:,} images) on {_where(trainer)} "
                  f"for {trainer.options.epochs} epochs -> {out}")
     torch.set_float32_matmul_precision("high")
     finished = run_training(trainer)
@@ -250,7 +349,21 @@ def _train_gan(context: typer.Context, kind: str, dataset: Any, config: Any, opt
 
 
 RESUME_KEEPS = ("batch_size", "lr", "beta1", "beta2", "ema_decay", "mode_seeking", "flip", "latent_dim",
-                "gen_width", "disc_width", "width", "size", "crop", "sample_every", "seed")
+                "gen_width", "disc_width", "width", "size", "crop", "sample_every", "seed", "sync_bn")
+
+
+def _where(trainer: Any) -> str:
+    """The device, or the processes and their share of the batch."""
+    if not trainer.dist.enabled:
+        return str(trainer.device)
+    kind = "GPUs" if trainer.device.type == "cuda" else "CPU processes"
+    return (f"{trainer.dist.world_size} {kind} ({trainer.options.batch_size // trainer.dist.world_size} of the "
+            f"{trainer.options.batch_size} images of each step each)")
+
+
+def _warn_sync_bn_alone(sync_bn: bool, dist: Any) -> None:
+    if sync_bn and not dist.enabled:
+        console.warn("--sync-bn does nothing in a single process: its BatchNorm already sees the whole batch")
 
 
 def _warn_ignored_with_resume(context: typer.Context) -> None:
@@ -263,20 +376,22 @@ def _warn_ignored_with_resume(context: typer.Context) -> None:
                      "can change); use --force to start over with new ones")
 
 
-def _prepare_out(out: Path, resume: bool, force: bool) -> None:
-    """Refuse to overwrite a previous run by accident; with --force clear it first."""
+def _prepare_out(out: Path, resume: bool, force: bool, dist: Any) -> None:
+    """Refuse to overwrite a previous run by accident; with --force clear it first (rank 0 clears, the other
+    processes wait)."""
     from latentctl import store
 
     holds_run = (out / store.STATE_JSON_FILE).exists() or (out / store.CONFIG_FILE).exists()
-    if resume or not holds_run:
-        return
-    if not force:
-        raise LatentctlError(f"{out} already holds a training run",
-                             hint="pass --resume to continue it, --force to start over, or --out elsewhere")
-    for name in (store.STATE_JSON_FILE, store.STATE_TENSORS_FILE, store.CONFIG_FILE, store.WEIGHTS_FILE,
-                 "loss.png"):
-        (out / name).unlink(missing_ok=True)
-    shutil.rmtree(out / "samples", ignore_errors=True)
+    if holds_run and not resume:
+        if not force:
+            raise LatentctlError(f"{out} already holds a training run",
+                                 hint="pass --resume to continue it, --force to start over, or --out elsewhere")
+        if dist.is_main:
+            for name in (store.STATE_JSON_FILE, store.STATE_TENSORS_FILE, store.CONFIG_FILE, store.WEIGHTS_FILE,
+                         "loss.png"):
+                (out / name).unlink(missing_ok=True)
+            shutil.rmtree(out / "samples", ignore_errors=True)
+    dist.barrier()
 
 
 def run_training(trainer: Any, display: type[_TrainingDisplay] | None = None) -> bool:
@@ -296,7 +411,11 @@ def _stop_on_interrupt(trainer: Any) -> Iterator[None]:
         if trainer.stop_requested:  # a second Ctrl-C: stop now
             raise KeyboardInterrupt
         trainer.stop_requested = True
-        console.info("stopping after this step and saving a checkpoint (Ctrl-C again to abort)")
+        if trainer.dist.enabled:
+            console.info(f"stopping all processes at the next loss read (every {trainer.options.log_every} steps) "
+                         "and saving a checkpoint")
+        else:
+            console.info("stopping after this step and saving a checkpoint (Ctrl-C again to abort)")
 
     try:
         previous = signal.signal(signal.SIGINT, request_stop)
@@ -355,6 +474,10 @@ class _TrainingDisplay:
 
 def _report(trainer: Any, out: Path, finished: bool, json_output: bool, resume_command: str,
             command: str = "train cgan", extra: dict[str, Any] | None = None) -> None:
+    if not trainer.dist.is_main:  # rank 0 reports for all
+        if not finished:
+            raise typer.Exit(EXIT_INTERRUPTED)
+        return
     training = trainer.model_config().training
     register_written(out)  # a name for --model (latentctl.registry); folders in $LATENTCTL_HOME/models have one
     if json_output:
@@ -380,9 +503,11 @@ def train_classifier(
                                              "[default: $LATENTCTL_HOME/models/classifier-celeba].")] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="Total epochs [default: 5; with --resume: "
                                                "the run's own].", rich_help_panel=HYPER)] = None,
-    batch_size: Annotated[int, typer.Option(min=2, help="Images per step.", rich_help_panel=HYPER)] = 64,
+    batch_size: Annotated[int, typer.Option(min=2, help=BATCH_HELP, rich_help_panel=HYPER)] = 64,
     lr: Annotated[float, typer.Option(callback=_positive, help="Adam learning rate.",
                                       rich_help_panel=HYPER)] = 1e-3,
+    sync_bn: Annotated[bool, typer.Option("--sync-bn", help="With several GPUs, BatchNorm statistics over the "
+                                          "whole batch, not each GPU's share.", rich_help_panel=HYPER)] = False,
     width: Annotated[int, typer.Option(min=4, help="Channels of the first convolution; doubled at each lower "
                                        "resolution.", rich_help_panel=ARCH)] = 32,
     size: ImageSize = 64,
@@ -390,6 +515,7 @@ def train_classifier(
     resume: Resume = False,
     force: Force = False,
     device: Device = "auto",
+    nproc: Processes = 1,
     seed: Seed = 0,
     json_output: Json = False,
 ) -> None:
@@ -405,42 +531,46 @@ def train_classifier(
         latentctl train classifier --device cuda
         latentctl data synth faces && latentctl train classifier --epochs 3 --json
         latentctl train classifier --resume --epochs 8
+        latentctl train classifier --nproc 2 --device cuda --sync-bn
     """
     import torch
 
     from latentctl import store
-    from latentctl.device import resolve_device
     from latentctl.models.classifier import ClassifierConfig
     from latentctl.train.classifier import AttributeData, ClassifierOptions, ClassifierTrainer
 
     _check_resume_force(resume, force)
+    if nproc > 1:
+        _run_under_torchrun(context, nproc)
     out = out or paths.model_dir("classifier-celeba")
     custom_data = data_root is not None
     data_root = data_root or paths.data_dir("celeba")
-    torch_device = resolve_device(device)
-    if resume and (out / store.STATE_JSON_FILE).is_file():  # a resumed run reads the cache it started with
-        size, crop = _run_image_settings(out, size, crop)
-    # before --force clears anything: a typo in --data-root loses nothing
-    data = AttributeData.from_prepared(_prepared_celeba(data_root, size, crop))
-    _prepare_out(out, resume=resume, force=force)
-    if resume:
-        _warn_ignored_with_resume(context)
-        trainer = ClassifierTrainer.resume(out, data, torch_device, epochs=epochs, warn=console.warn)
-        _announce_resume(trainer, out)
-    else:
-        config = ClassifierConfig(image_size=size, channels=3, num_attributes=len(data.names), width=width)
-        options = ClassifierOptions(epochs=epochs or 5, batch_size=batch_size, lr=lr, seed=seed)
-        trainer = ClassifierTrainer(config, options, data, out, torch_device)
-    console.info(f"training an attribute classifier on {data.fingerprint['name']} "
-                 f"({data.train_images.shape[0]:,} training and {data.val_images.shape[0]:,} validation images, "
-                 f"{size}x{size}, crop {crop}) on {torch_device} for {trainer.options.epochs} epochs -> {out}")
-    torch.set_float32_matmul_precision("high")
-    finished = run_training(trainer, _ClassifierDisplay)
-    if finished:
-        _print_attribute_table(trainer.metrics, data.not_rendered)
-    resume_command = _resume_command("classifier", out, data_root if custom_data else None)
-    _report(trainer, out, finished, json_output, resume_command, command="train classifier",
-            extra={"metrics": trainer.metrics})
+    with _processes(device) as (dist, torch_device):
+        if resume and (out / store.STATE_JSON_FILE).is_file():  # a resumed run reads the cache it started with
+            size, crop = _run_image_settings(out, size, crop)
+        # before --force clears anything: a typo in --data-root loses nothing
+        data = AttributeData.from_prepared(_prepared_celeba(data_root, size, crop, dist))
+        _prepare_out(out, resume=resume, force=force, dist=dist)
+        if resume:
+            _warn_ignored_with_resume(context)
+            trainer = ClassifierTrainer.resume(out, data, torch_device, epochs=epochs, warn=console.warn, dist=dist)
+            _announce_resume(trainer, out)
+        else:
+            _warn_sync_bn_alone(sync_bn, dist)
+            config = ClassifierConfig(image_size=size, channels=3, num_attributes=len(data.names), width=width)
+            options = ClassifierOptions(epochs=epochs or 5, batch_size=batch_size, lr=lr, seed=seed, sync_bn=sync_bn)
+            trainer = ClassifierTrainer(config, options, data, out, torch_device, dist=dist)
+        console.info(f"training an attribute classifier on {data.fingerprint['name']} "
+                     f"({data.train_images.shape[0]:,} training and {data.val_images.shape[0]:,} validation "
+                     f"images, {size}x{size}, crop {crop}) on {_where(trainer)} for {trainer.options.epochs} "
+                     f"epochs -> {out}")
+        torch.set_float32_matmul_precision("high")
+        finished = run_training(trainer, _ClassifierDisplay)
+        if finished:
+            _print_attribute_table(trainer.metrics, data.not_rendered)
+        resume_command = _resume_command("classifier", out, data_root if custom_data else None, dist)
+        _report(trainer, out, finished, json_output, resume_command, command="train classifier",
+                extra={"metrics": trainer.metrics})
 
 
 class _ClassifierDisplay(_TrainingDisplay):

@@ -10,6 +10,10 @@ The loop keeps the GAN loop's conventions (``latentctl.train.gan``), for the sam
 - the loss is read by the host only every ``log_every`` steps, and checked finite before any checkpoint
   is written, so a diverged run keeps its last good model.
 
+Under torchrun (``latentctl.train.distributed``) the model trains in DistributedDataParallel, each rank on
+its slice of the global batch; every rank evaluates the whole validation split with the same weights and
+running statistics, and rank 0 writes the files.
+
 After every epoch the model is evaluated on the validation split: per attribute, accuracy and balanced
 accuracy (the mean of the true-positive and true-negative rates, which a classifier cannot raise by
 always answering "no" to a rare attribute), and the means of both over the attributes.
@@ -33,6 +37,7 @@ from latentctl.data.prepare import DEFAULT_CROP, PreparedCelebA, crop_and_resize
 from latentctl.errors import LatentctlError
 from latentctl.evaluate import to_unit_range
 from latentctl.models.classifier import AttributeClassifier, ClassifierConfig, predict_probabilities
+from latentctl.train.distributed import SINGLE, Distributed
 from latentctl.train.gan import place_images
 
 KIND = "classifier"
@@ -49,10 +54,11 @@ class ClassifierOptions:
     """
 
     epochs: int = 5
-    batch_size: int = 64
+    batch_size: int = 64  # the global batch: with several processes each takes an equal share
     lr: float = 1e-3
     seed: int = 0
     log_every: int = 20  # steps between host reads of the loss (progress refresh, NaN check)
+    sync_bn: bool = False  # with several processes: BatchNorm statistics over the global batch
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2 or self.log_every < 1:
@@ -101,17 +107,22 @@ Callback = Callable[[str, dict[str, Any]], None]
 
 
 class ClassifierTrainer:
-    """Trains an AttributeClassifier with binary cross-entropy over every attribute, into a model folder."""
+    """Trains an AttributeClassifier with binary cross-entropy over every attribute, into a model folder; one
+    rank of several under torchrun."""
 
     def __init__(self, config: ClassifierConfig, options: ClassifierOptions, data: AttributeData, out_dir: Path,
-                 device: torch.device) -> None:
+                 device: torch.device, dist: Distributed = SINGLE) -> None:
         _check_data(config, data)
+        dist.check_batch_size(options.batch_size)
         self.config, self.options, self.data = config, options, data
-        self.out_dir, self.device = Path(out_dir), device
+        self.out_dir, self.device, self.dist = Path(out_dir), device, dist
 
-        torch.manual_seed(options.seed)  # weight initialisation
+        torch.manual_seed(options.seed)  # weight initialisation, the same on every rank
         self.model = AttributeClassifier(config).to(device)
         self.model.start_at_base_rates(data.train_attributes.float().mean(0))
+        if options.sync_bn:
+            self.model = dist.sync_batchnorm(self.model, device)
+        self.synced_model = dist.wrap(self.model, device)  # in DDP across processes, the model itself in one
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=options.lr)
         self.data_rng = torch.Generator().manual_seed(options.seed)
 
@@ -127,7 +138,9 @@ class ClassifierTrainer:
         self.logged = (0, 0.0)  # step in epoch and loss sum at the last host read
         self.epochs: list[dict[str, Any]] = []
         self.seconds = 0.0
-        self.stop_requested = False
+        self.stop_requested = False  # on this rank (Ctrl-C)
+        self.stop_agreed = False  # by every rank, at the last loss read (several processes only)
+        self.shared_at_step = -1  # global step of the last averaging of the loss sum over the ranks
         self.saving = False  # a checkpoint is being written: an abort now would mix old and new files
 
     @property
@@ -150,11 +163,11 @@ class ClassifierTrainer:
         return order.to(self.train_images.device), flips.to(self.device)
 
     def train_step(self, batch_index: torch.Tensor, flip: torch.Tensor) -> None:
-        """One Adam step on one batch: mean binary cross-entropy over images and attributes."""
+        """One Adam step on this rank's batch: mean binary cross-entropy over images and attributes."""
         images = to_unit_range(self.train_images[batch_index].to(self.device, non_blocking=True))  # (B, 3, S, S)
         images = torch.where(flip[:, None, None, None], images.flip(3), images)
         targets = self.train_targets[batch_index].to(self.device, non_blocking=True)
-        loss = F.binary_cross_entropy_with_logits(self.model(images), targets)
+        loss = F.binary_cross_entropy_with_logits(self.synced_model(images), targets)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -178,13 +191,13 @@ class ClassifierTrainer:
                                    "steps": self.steps_per_epoch, "step": self.step_in_epoch})
             started = time.perf_counter()
             while self.step_in_epoch < self.steps_per_epoch:
-                if self.stop_requested:
+                if self.stopping:
                     self.seconds += time.perf_counter() - started
                     self._running_mean()  # never save a state that already diverged
                     self.save_checkpoint()
                     return False
                 window = slice(self.step_in_epoch * batch, (self.step_in_epoch + 1) * batch)
-                self.train_step(order[window], flips[window])
+                self.train_step(self.dist.shard(order[window]), self.dist.shard(flips[window]))
                 if self.global_step % self.options.log_every == 0:
                     notify("step", {"step": self.step_in_epoch, "loss": self._running_mean()})
             seconds = time.perf_counter() - started
@@ -192,8 +205,18 @@ class ClassifierTrainer:
             notify("epoch_end", {"report": self._finish_epoch(seconds)})
         return True
 
+    @property
+    def stopping(self) -> bool:
+        """Whether to stop now. Several processes stop together, where they last compared notes: one that
+        stopped alone would leave the others waiting in a collective."""
+        return self.stop_agreed if self.dist.enabled else self.stop_requested
+
     def _running_mean(self) -> float:
-        """Read this epoch's mean loss (one host sync); stop on NaN/inf before anything is saved."""
+        """Read this epoch's mean loss (one host sync), over all ranks' batches; stop on NaN/inf before
+        anything is saved."""
+        if self.dist.enabled and self.shared_at_step != self.global_step:  # once per step: see GANTrainer
+            self.loss_sum, self.stop_agreed = self.dist.mean_and_stop(self.loss_sum, self.stop_requested)
+            self.shared_at_step = self.global_step
         total = self.loss_sum.item()
         window = self.step_in_epoch - self.logged[0]
         if window > 0:
@@ -211,6 +234,7 @@ class ClassifierTrainer:
     def _finish_epoch(self, seconds: float) -> ClassifierEpochReport:
         loss = self._running_mean()
         started = time.perf_counter()
+        self.dist.sync_buffers(self.model)  # every rank evaluates rank 0's model, and gets the same numbers
         metrics = evaluate_classifier(self.model, self.val_images, self.data.val_attributes, EVAL_BATCH,
                                       names=self.data.names)
         self.epoch += 1
@@ -243,7 +267,8 @@ class ClassifierTrainer:
             normalization={"mean": [0.5] * channels, "std": [0.5] * channels},
             training={"epochs": self.epoch, "steps": self.global_step,
                       "images_seen": self.global_step * self.options.batch_size,
-                      "seconds": round(self.seconds, 2), "device": str(self.device), "torch": torch.__version__,
+                      "seconds": round(self.seconds, 2), "device": str(self.device),
+                      "world_size": self.dist.world_size, "torch": torch.__version__,
                       "dataset": self.data.fingerprint, "preprocessing": self.preprocessing(),
                       "augmentation": "horizontal flip, p = 0.5", "options": asdict(self.options), **summary,
                       "complete": self.epoch >= self.options.epochs})
@@ -254,12 +279,17 @@ class ClassifierTrainer:
                 "pixels": "x / 127.5 - 1"}
 
     def save_checkpoint(self) -> None:
-        """Write training state, then the model, then config.json; each file atomically."""
-        self.saving = True
-        try:
-            self._write_checkpoint()
-        finally:
-            self.saving = False
+        """Write training state, then the model, then config.json; each file atomically.
+
+        Rank 0 writes; the others wait until the files are complete."""
+        self.dist.sync_buffers(self.model)
+        if self.dist.is_main:
+            self.saving = True
+            try:
+                self._write_checkpoint()
+            finally:
+                self.saving = False
+        self.dist.barrier()
 
     def _write_checkpoint(self) -> None:
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
@@ -270,16 +300,18 @@ class ClassifierTrainer:
         store.save_tensors(self.out_dir / store.STATE_TENSORS_FILE, tensors)
         store.write_json(self.out_dir / store.STATE_JSON_FILE, {
             "kind": KIND, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
-            "global_step": self.global_step, "seconds": self.seconds, "options": asdict(self.options),
-            "classifier": self.config.to_dict(), "preprocessing": self.preprocessing(),
+            "global_step": self.global_step, "seconds": self.seconds, "world_size": self.dist.world_size,
+            "options": asdict(self.options), "classifier": self.config.to_dict(), "preprocessing": self.preprocessing(),
             "dataset": self.data.fingerprint, "history": self.history, "epochs": self.epochs,
             "optimizer": optimizer_json})
         store.save_model(self.out_dir, self.model_config(), self.model)
 
     @classmethod
     def resume(cls, out_dir: Path, data: AttributeData, device: torch.device, epochs: int | None = None,
-               warn: Callable[[str], None] = lambda message: None) -> ClassifierTrainer:
-        """Rebuild a trainer from ``out_dir``'s checkpoint, exactly as it was when saved."""
+               warn: Callable[[str], None] = lambda message: None, dist: Distributed = SINGLE) -> ClassifierTrainer:
+        """Rebuild a trainer from ``out_dir``'s checkpoint, exactly as it was when saved.
+
+        Any number of processes resumes any run: the data order and flips do not depend on it."""
         out_dir = Path(out_dir)
         state = _read_state(out_dir)
         try:
@@ -296,7 +328,7 @@ class ClassifierTrainer:
             raise LatentctlError(f"the run in {out_dir} trains on {size}px images cropped to {crop}, the data "
                                  f"given is {data.image_size}px cropped to {data.crop}",
                                  hint=f"resume with --size {size} --crop {crop}")
-        trainer = cls(config, options, data, out_dir, device)
+        trainer = cls(config, options, data, out_dir, device, dist=dist)
         if state.get("dataset", {}).get("sha256") != data.fingerprint.get("sha256"):
             warn("the dataset differs from the one this run started on; resuming on the new data")
         tensors = store.load_tensors(out_dir / store.STATE_TENSORS_FILE)

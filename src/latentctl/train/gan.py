@@ -12,6 +12,8 @@ Design choices, each for a reason:
   cleaner samples at no training cost (Karras et al., 2018; Yazici et al., 2019).
 - A checkpoint is written only after the epoch's losses were checked finite, so a diverged run never
   overwrites the last good model.
+- Under torchrun (``latentctl.train.distributed``) both networks train in DistributedDataParallel, each
+  rank on its slice of the global batch with its own noise stream; rank 0 writes the files.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from latentctl import store
 from latentctl.errors import LatentctlError
 from latentctl.latent.sampling import generate, noise_for_seeds
 from latentctl.models.dcgan import Discriminator, GANConfig, Generator
+from latentctl.train.distributed import SINGLE, Distributed
 
 SAMPLES_DIR = "samples"
 LOSS_PLOT = "loss.png"
@@ -44,7 +47,7 @@ class TrainOptions:
     """Optimisation hyper-parameters; saved with the run so ``--resume`` continues with the same ones."""
 
     epochs: int = 20
-    batch_size: int = 128
+    batch_size: int = 128  # the global batch: with several processes each takes an equal share
     lr: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
@@ -54,6 +57,7 @@ class TrainOptions:
     seed: int = 0
     sample_every: int = 1  # epochs between sample grids
     log_every: int = 20  # steps between host reads of the losses (progress refresh, NaN check)
+    sync_bn: bool = False  # with several processes: the discriminator's BatchNorm over the global batch
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2 or self.sample_every < 1 or self.log_every < 1:
@@ -100,23 +104,29 @@ Callback = Callable[[str, dict[str, Any]], None]
 
 
 class GANTrainer:
-    """Trains a (conditional) DCGAN and checkpoints it into a model folder."""
+    """Trains a (conditional) DCGAN and checkpoints it into a model folder; one rank of several under torchrun."""
 
     def __init__(self, config: GANConfig, options: TrainOptions, dataset: ImageDataset, out_dir: Path,
-                 device: torch.device, kind: str = "cgan") -> None:
+                 device: torch.device, kind: str = "cgan", dist: Distributed = SINGLE) -> None:
         _check_dataset(config, dataset)
+        dist.check_batch_size(options.batch_size)
         self.config, self.options, self.dataset = config, options, dataset
-        self.out_dir, self.device, self.kind = Path(out_dir), device, kind
+        self.out_dir, self.device, self.kind, self.dist = Path(out_dir), device, kind, dist
 
-        torch.manual_seed(options.seed)  # weight initialisation
+        torch.manual_seed(options.seed)  # weight initialisation, the same on every rank
         self.generator = Generator(config).to(device)
         self.discriminator = Discriminator(config).to(device)
+        if options.sync_bn:
+            self.discriminator = dist.sync_batchnorm(self.discriminator, device)
         self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
+        # the networks as trained: in DDP across processes, the modules themselves in one process
+        self.synced_generator = dist.wrap(self.generator, device)
+        self.synced_discriminator = dist.wrap(self.discriminator, device)
         betas = (options.beta1, options.beta2)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=options.lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=options.lr, betas=betas)
         self.data_rng = torch.Generator().manual_seed(options.seed)
-        self.noise_rng = torch.Generator(device=device).manual_seed(options.seed + 1)
+        self.noise_rng = torch.Generator(device=device).manual_seed(noise_seed(options.seed, dist.rank))
 
         self.images = place_images(dataset.images, device)
         self.labels = dataset.labels.to(self.images.device) if config.conditional else None
@@ -129,7 +139,9 @@ class GANTrainer:
         self.logged = (0, 0.0, 0.0)  # step in epoch and loss sums at the last host read
         self.epochs: list[dict[str, float]] = []
         self.seconds = 0.0
-        self.stop_requested = False
+        self.stop_requested = False  # on this rank (Ctrl-C)
+        self.stop_agreed = False  # by every rank, at the last loss read (several processes only)
+        self.shared_at_step = -1  # global step of the last averaging of the loss sums over the ranks
         self.saving = False  # a checkpoint is being written: an abort now would mix old and new files
         # one row per label, or a square of faces
         fixed_labels = torch.arange(config.num_classes or SAMPLE_COLUMNS).repeat_interleave(SAMPLE_COLUMNS)
@@ -147,7 +159,7 @@ class GANTrainer:
         return torch.randperm(self.images.shape[0], generator=self.data_rng).to(self.images.device)
 
     def train_step(self, batch_index: torch.Tensor) -> None:
-        """One discriminator and one generator update on one batch (non-saturating GAN loss)."""
+        """One discriminator and one generator update on this rank's batch (non-saturating GAN loss)."""
         real = self.images[batch_index].to(self.device, non_blocking=True).float().div_(127.5).sub_(1)
         # real: (B, C, H, W) in [-1, 1]
         if self.options.flip:
@@ -160,21 +172,23 @@ class GANTrainer:
             fake_labels = torch.cat([labels[:half], labels[:half], labels[2 * half:]])
         noise = torch.randn(real.shape[0], self.config.latent_dim, generator=self.noise_rng,
                             device=self.device)
-        fake = self.generator(noise, fake_labels)
+        fake = self.synced_generator(noise, fake_labels)
 
-        logits_real = self.discriminator(real, labels)
-        logits_fake = self.discriminator(fake.detach(), fake_labels)
+        logits_real = self.synced_discriminator(real, labels)
+        logits_fake = self.synced_discriminator(fake.detach(), fake_labels)
         loss_d = F.softplus(-logits_real).mean() + F.softplus(logits_fake).mean()  # BCE with logits
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
 
-        loss_g = F.softplus(-self.discriminator(fake, fake_labels)).mean()
-        total_g = loss_g
-        if self.options.mode_seeking > 0:
-            total_g = loss_g + self.options.mode_seeking * mode_seeking_penalty(fake, noise, half)
-        self.opt_g.zero_grad(set_to_none=True)
-        total_g.backward()
+        # the discriminator's gradients from the generator's loss are thrown away: not worth averaging
+        with self.dist.no_sync(self.synced_discriminator):
+            loss_g = F.softplus(-self.synced_discriminator(fake, fake_labels)).mean()
+            total_g = loss_g
+            if self.options.mode_seeking > 0:
+                total_g = loss_g + self.options.mode_seeking * mode_seeking_penalty(fake, noise, half)
+            self.opt_g.zero_grad(set_to_none=True)
+            total_g.backward()
         self.opt_g.step()
         self._update_ema()
 
@@ -208,12 +222,12 @@ class GANTrainer:
                                    "steps": self.steps_per_epoch, "step": self.step_in_epoch})
             started = time.perf_counter()
             while self.step_in_epoch < self.steps_per_epoch:
-                if self.stop_requested:
+                if self.stopping:
                     self.seconds += time.perf_counter() - started
                     self._running_means()  # never save a state that already diverged
                     self.save_checkpoint()
                     return False
-                self.train_step(order[self.step_in_epoch * batch:(self.step_in_epoch + 1) * batch])
+                self.train_step(self.dist.shard(order[self.step_in_epoch * batch:(self.step_in_epoch + 1) * batch]))
                 if self.global_step % self.options.log_every == 0:
                     losses = self._running_means()
                     notify("step", {"step": self.step_in_epoch, **losses})
@@ -222,12 +236,27 @@ class GANTrainer:
             notify("epoch_end", {"report": report})
         return True
 
+    @property
+    def stopping(self) -> bool:
+        """Whether to stop now. Several processes stop together, where they last compared notes: one that
+        stopped alone would leave the others waiting in a collective."""
+        return self.stop_agreed if self.dist.enabled else self.stop_requested
+
+    def _share_progress(self) -> None:
+        """Average the loss sums over the ranks and agree on whether to stop, once per step (several
+        processes only). Every rank then holds the same sums, which a checkpoint can save."""
+        if self.dist.enabled and self.shared_at_step != self.global_step:
+            self.loss_sums, self.stop_agreed = self.dist.mean_and_stop(self.loss_sums, self.stop_requested)
+            self.shared_at_step = self.global_step
+
     def _running_means(self) -> dict[str, float]:
         """Read this epoch's mean losses (one host sync); stop on NaN/inf before anything is saved.
 
         The loss curve gets the mean over the steps since the previous read, not the epoch's running mean
-        (which would restart at every epoch and draw a saw).
+        (which would restart at every epoch and draw a saw). With several processes these are the means
+        over all ranks' batches, so every rank reaches the same verdict.
         """
+        self._share_progress()
         sums = self.loss_sums.tolist()
         loss_d, loss_g, d_real, d_fake = (value / max(self.step_in_epoch, 1) for value in sums)
         window = self.step_in_epoch - self.logged[0]
@@ -257,7 +286,7 @@ class GANTrainer:
         self.epoch_start_data_state = self.data_rng.get_state()
         self.epochs.append({"epoch": self.epoch, **means, "seconds": round(seconds, 3)})
         sample_path = None
-        if self.epoch % self.options.sample_every == 0 or self.epoch == self.options.epochs:
+        if (self.epoch % self.options.sample_every == 0 or self.epoch == self.options.epochs) and self.dist.is_main:
             sample_path = self.save_samples()
         self.save_checkpoint()
         return EpochReport(self.epoch, means["loss_d"], means["loss_g"], means["d_real"], means["d_fake"],
@@ -289,20 +318,27 @@ class GANTrainer:
             training={"epochs": self.epoch, "steps": self.global_step,
                       "images_seen": self.global_step * self.options.batch_size,
                       "seconds": round(self.seconds, 2), "device": str(self.device),
+                      "world_size": self.dist.world_size,
                       "torch": torch.__version__, "dataset": self.dataset.fingerprint(),
                       "options": asdict(self.options), "ema": True,
                       "final": {k: round(v, 4) for k, v in last.items() if k not in ("epoch", "seconds")},
                       "complete": self.epoch >= self.options.epochs})
 
     def save_checkpoint(self) -> None:
-        """Write training state, then the EMA generator, then config.json; each file atomically."""
-        self.saving = True
-        try:
-            self._write_checkpoint()
-        finally:
-            self.saving = False
+        """Write training state, then the EMA generator, then config.json; each file atomically.
 
-    def _write_checkpoint(self) -> None:
+        Rank 0 writes, with every rank's noise state; the others wait until the files are complete."""
+        self.dist.sync_buffers(self.generator, self.discriminator, self.ema)
+        noise_states = self.dist.gather(self.noise_rng.get_state())
+        if self.dist.is_main:
+            self.saving = True
+            try:
+                self._write_checkpoint(noise_states)
+            finally:
+                self.saving = False
+        self.dist.barrier()
+
+    def _write_checkpoint(self, noise_states: list[torch.Tensor]) -> None:
         tensors: dict[str, torch.Tensor] = {}
         for prefix, module in (("generator", self.generator), ("ema", self.ema),
                                ("discriminator", self.discriminator)):
@@ -312,12 +348,13 @@ class GANTrainer:
         tensors.update(optim_g)
         tensors.update(optim_d)
         tensors["rng.data_epoch_start"] = self.epoch_start_data_state
-        tensors["rng.noise"] = self.noise_rng.get_state()
+        tensors.update({_noise_key(rank): state for rank, state in enumerate(noise_states)})
         tensors["loss_sums"] = self.loss_sums
         store.save_tensors(self.out_dir / store.STATE_TENSORS_FILE, tensors)
         store.write_json(self.out_dir / store.STATE_JSON_FILE, {
             "kind": self.kind, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
             "global_step": self.global_step, "seconds": self.seconds, "noise_device": self.device.type,
+            "world_size": self.dist.world_size,
             "options": asdict(self.options), "gan": self.config.to_dict(),
             "dataset": self.dataset.fingerprint(), "history": self.history, "epochs": self.epochs,
             "opt_g": optim_g_json, "opt_d": optim_d_json})
@@ -325,8 +362,12 @@ class GANTrainer:
 
     @classmethod
     def resume(cls, out_dir: Path, dataset: ImageDataset, device: torch.device,
-               epochs: int | None = None, warn: Callable[[str], None] = lambda message: None) -> GANTrainer:
-        """Rebuild a trainer from ``out_dir``'s checkpoint, exactly as it was when saved."""
+               epochs: int | None = None, warn: Callable[[str], None] = lambda message: None,
+               dist: Distributed = SINGLE) -> GANTrainer:
+        """Rebuild a trainer from ``out_dir``'s checkpoint, exactly as it was when saved.
+
+        Any number of processes resumes any run; the noise continues exactly only on the device type and
+        with the number of processes the run was saved with (each rank has its own stream)."""
         out_dir = Path(out_dir)
         if not (out_dir / store.STATE_JSON_FILE).is_file():
             raise LatentctlError(f"no training state to resume in {out_dir}",
@@ -341,7 +382,7 @@ class GANTrainer:
                                  hint="start over with --force") from None
         if epochs is not None:
             options.epochs = epochs
-        trainer = cls(config, options, dataset, out_dir, device, kind=state.get("kind", "cgan"))
+        trainer = cls(config, options, dataset, out_dir, device, kind=state.get("kind", "cgan"), dist=dist)
         if state.get("dataset", {}).get("sha256") != dataset.fingerprint()["sha256"]:
             warn("the dataset differs from the one this run started on; resuming on the new data")
         tensors = store.load_tensors(out_dir / store.STATE_TENSORS_FILE)
@@ -352,12 +393,18 @@ class GANTrainer:
         store.optimizer_from_tensors(trainer.opt_g, tensors, state["opt_g"], "opt_g")
         store.optimizer_from_tensors(trainer.opt_d, tensors, state["opt_d"], "opt_d")
         trainer.epoch_start_data_state = tensors["rng.data_epoch_start"]
-        if state.get("noise_device") == device.type:
-            trainer.noise_rng.set_state(tensors["rng.noise"])
-        else:  # a CUDA generator state does not fit a CPU generator: continue with a derived stream
-            warn(f"resuming a {state.get('noise_device')} run on {device.type}: results will not be "
-                 "bit-identical to an uninterrupted run")
-            trainer.noise_rng.manual_seed(options.seed + 1 + state["global_step"])
+        saved_world_size = state.get("world_size", 1)
+        if state.get("noise_device") == device.type and saved_world_size == dist.world_size:
+            trainer.noise_rng.set_state(tensors[_noise_key(dist.rank)])
+        else:  # a CUDA generator state does not fit a CPU generator, nor N streams M ranks: derive new ones
+            if state.get("noise_device") != device.type:
+                warn(f"resuming a {state.get('noise_device')} run on {device.type}: results will not be "
+                     "bit-identical to an uninterrupted run")
+            else:
+                warn(f"resuming a run of {saved_world_size} process(es) with {dist.world_size}: the data order "
+                     "continues, the noise streams start anew; results will not be bit-identical to an "
+                     "uninterrupted run")
+            trainer.noise_rng.manual_seed(noise_seed(options.seed, dist.rank) + state["global_step"])
         trainer.loss_sums = tensors["loss_sums"].to(device)
         trainer.epoch, trainer.step_in_epoch = state["epoch"], state["step_in_epoch"]
         sums = trainer.loss_sums.tolist()
@@ -365,6 +412,17 @@ class GANTrainer:
         trainer.global_step, trainer.seconds = state["global_step"], state["seconds"]
         trainer.history, trainer.epochs = state["history"], state["epochs"]
         return trainer
+
+
+def noise_seed(seed: int, rank: int) -> int:
+    """The seed of a rank's noise stream: ``seed + 1`` for rank 0 (and a single process), and streams that
+    no other seed or rank shares for the others (seeds are below 2**32)."""
+    return seed + 1 + (rank << 32)
+
+
+def _noise_key(rank: int) -> str:
+    """Where a rank's noise state sits in the training state: rank 0's (a single process's) as it always did."""
+    return "rng.noise" if rank == 0 else f"rng.noise.rank{rank}"
 
 
 def place_images(images: torch.Tensor, device: torch.device) -> torch.Tensor:
