@@ -107,3 +107,16 @@ def test_without_a_classifier_it_says_how_to_train_one(cli, faces_root):
     result = cli("classify", face(faces_root, 0))
     assert result.exit_code == 1
     assert "no model at" in result.stderr and "latentctl train classifier" in result.stderr
+
+
+def test_attributes_shows_the_training_base_rates_of_a_trained_classifier(cli, faces_root, classifier):
+    from latentctl.data.celeba import load_celeba
+
+    result = cli("attributes", "--classifier", classifier, "--json")
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.stdout)["attributes"]}
+    data = load_celeba(faces_root)
+    train = data.attributes[data.split == 0]
+    male = CELEBA_ATTRIBUTES.index("Male")
+    assert rows["Male"]["base_rate"] == pytest.approx(train[:, male].mean(), abs=1e-4)
+    assert 0 <= rows["Male"]["balanced_accuracy"] <= 1

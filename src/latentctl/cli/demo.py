@@ -51,7 +51,8 @@ def demo(
     Needs no dataset, no network and no GPU. Digits: a conditional GAN, a grid with one row per digit, an
     interpolation GIF, a 1->7 morph, scored by an independent digit classifier. Faces: synthetic CelebA, an
     attribute classifier and a face GAN at 32x32, a grid and a walk, the attribute mix of the generated
-    faces against the data's. Writes everything into --out and prints a summary table.
+    faces against the data's, and a strip of four faces steered towards Male. Writes everything into --out
+    and prints a summary table.
 
     Examples:
 
@@ -164,6 +165,7 @@ def _faces(out: Path, epochs: int, seed: int, torch_device: Any) -> tuple[dict[s
     from latentctl.data.synth_faces import synth_faces
     from latentctl.faces_eval import score_faces
     from latentctl.latent.sampling import generate, interpolation_walks, noise_for_seeds
+    from latentctl.latent.steer import SteerSettings, Target, steer
     from latentctl.models.classifier import ClassifierConfig
     from latentctl.store import load_model
     from latentctl.train.classifier import AttributeData, ClassifierOptions, ClassifierTrainer
@@ -198,14 +200,19 @@ def _faces(out: Path, epochs: int, seed: int, torch_device: Any) -> tuple[dict[s
     walk_path = image_io.save_walks(interpolation_walks(generator, config.latent_dim, seed, rows=4, frames=16,
                                                         mode="slerp"), out / "faces-walk.gif", scale=3)
 
-    console.info("\\[faces 5/5] reading the generated faces with the classifier")
-    classifier, _ = load_model(classifier_dir, "classifier", torch_device)
+    console.info("\\[faces 5/5] reading the generated faces with the classifier, and steering four towards Male")
+    classifier, classifier_config = load_model(classifier_dir, "classifier", torch_device)
+    male = Target(classifier_config.labels.index("Male"), "Male", +1)
+    steered = steer(generator, classifier, noise_for_seeds(range(seed, seed + 4), config.latent_dim), [male],
+                    SteerSettings(seed=seed))
+    steer_path = image_io.save_walks(steered.images, out / "faces-steer-male.png", scale=3)
     images, attributes = prepared.select("val")
     rendered = [name for name in prepared.attribute_names if name not in prepared.not_rendered]
     score = score_faces(generator, config.latent_dim, classifier, prepared.attribute_names,
                         torch.from_numpy(images), torch.from_numpy(attributes), rendered)
     metrics = (classifier_trainer.metrics or {})["balanced_accuracy"]
-    files = {"face_samples": grid_path, "face_walk": walk_path, "face_gan": gan_dir,
+    files = {"face_samples": grid_path, "face_walk": walk_path, "face_steer": steer_path, "face_gan": gan_dir,
              "face_classifier": classifier_dir, "face_dataset": data_root}
     return files, {"score": score.to_dict(), "epochs": epochs, "classifier_epochs": DEMO_CLASSIFIER_EPOCHS,
-                   "classifier_balanced_accuracy": round(sum(metrics[name] for name in rendered) / len(rendered), 4)}
+                   "classifier_balanced_accuracy": round(sum(metrics[name] for name in rendered) / len(rendered), 4),
+                   "steer_male": [round(p, 4) for p in steered.probabilities[:, -1, male.index].tolist()]}

@@ -31,7 +31,7 @@ def steer(
                                        "judge reads as not having it.")] = 64,
     steps: Steps = 40,
     strength: Strength = 8.0,
-    keep_others: KeepOthers = 1.0,
+    keep_others: KeepOthers = 0.3,
     samples: Samples = 10_000,
     plot: Annotated[Path | None, typer.Option("--plot", help="Also draw the table as a bar chart (PNG).",
                                               dir_okay=False)] = None,

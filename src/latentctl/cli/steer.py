@@ -63,7 +63,7 @@ def steer(
                                            "direction (instant once fitted).")] = Method.gradient,
     steps: Steps = 40,
     strength: Strength = 8.0,
-    keep_others: KeepOthers = 1.0,
+    keep_others: KeepOthers = 0.3,
     until: Annotated[float | None, typer.Option("--until", min=0.5, max=0.999, rich_help_panel="Steering",
                                                 help="Stop a face once every target's probability is past P "
                                                 "(below 1-P for --away-from).")] = None,

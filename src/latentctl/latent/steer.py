@@ -52,7 +52,7 @@ class SteerSettings:
     method: str = "gradient"
     steps: int = 40
     strength: float = 4.0  # latent distance travelled over all steps
-    keep_others: float = 1.0  # weight of the keep-the-others term (gradient); > 0 projects (direction)
+    keep_others: float = 0.3  # weight of the keep-the-others term (gradient); > 0 projects (direction)
     prior: float = 1.0  # weight of the stay-on-the-shell term (gradient)
     until: float | None = None  # stop a face once every target's probability is past this
     frames: int = 8

@@ -271,6 +271,8 @@ class ClassifierTrainer:
                       "world_size": self.dist.world_size, "torch": torch.__version__,
                       "dataset": self.data.fingerprint, "preprocessing": self.preprocessing(),
                       "augmentation": "horizontal flip, p = 0.5", "options": asdict(self.options), **summary,
+                      "base_rates": _rounded(dict(zip(self.data.names, self.data.train_attributes.float().mean(0)
+                                                      .tolist(), strict=True))),
                       "complete": self.epoch >= self.options.epochs})
 
     def preprocessing(self) -> dict[str, Any]:
