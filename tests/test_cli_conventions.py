@@ -12,8 +12,9 @@ from latentctl import __version__
 
 LEAVES = [["data", "download"], ["data", "check"], ["data", "synth"], ["data", "import"], ["data", "prepare"],
           ["train", "cgan"], ["train", "gan"], ["train", "classifier"], ["classify"], ["sample"], ["interpolate"],
-          ["demo"]]
-COMMANDS = [[], ["data"], ["train"], *LEAVES]
+          ["steer"], ["attributes"], ["eval", "steer"], ["models", "list"], ["models", "show"], ["models", "rm"],
+          ["models", "import"], ["hub", "push"], ["hub", "pull"], ["demo"]]
+COMMANDS = [[], ["data"], ["train"], ["eval"], ["models"], ["hub"], *LEAVES]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "root")

@@ -21,8 +21,9 @@ def classify(
     images: Annotated[list[Path], typer.Argument(help="Face images of any size (JPEG, PNG, ...); each is cropped "
                                                  "and resized as the classifier's training images were.",
                                                  show_default=False)],
-    classifier: Annotated[Path | None, typer.Option("--classifier", help="Classifier folder, or the name of one "
-                                                    "in $LATENTCTL_HOME/models [default: classifier-celeba].")] = None,
+    classifier: Annotated[Path | None, typer.Option("--classifier", help="Classifier folder, a name from "
+                                                    "'latentctl models list', or a Hub repo user/repo[@rev] "
+                                                    "[default: classifier-celeba].")] = None,
     top: Annotated[int | None, typer.Option("--top", min=1, help="Show only each image's K most likely "
                                             "attributes [default: all].")] = None,
     device: Device = "auto",

@@ -13,8 +13,9 @@ from latentctl import console, paths
 from latentctl.cli.options import Device, Json, Seed
 from latentctl.errors import LatentctlError
 
-Model = Annotated[Path | None, typer.Option("--model", help="Model folder, or the name of one in "
-                                            "$LATENTCTL_HOME/models (gan-celeba) [default: cgan-mnist].")]
+Model = Annotated[Path | None, typer.Option("--model", help="Model folder, a name from 'latentctl "
+                                            "models list' (gan-celeba), or a Hub repo user/repo[@rev] "
+                                            "[default: cgan-mnist].")]
 GENERATORS = ("cgan", "gan")
 Scale = Annotated[int | None, typer.Option("--scale", min=1, max=16, help="Nearest-neighbour upscaling of "
                                            "the output [default: 2 for images under 64 px, else 1].")]

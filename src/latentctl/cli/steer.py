@@ -12,10 +12,11 @@ from latentctl import console, paths
 from latentctl.cli.options import Device, Json, Seed
 from latentctl.errors import LatentctlError
 
-FaceModel = Annotated[Path | None, typer.Option("--model", help="Face GAN folder, or the name of one in "
-                                                "$LATENTCTL_HOME/models [default: gan-celeba].")]
-Classifier = Annotated[Path | None, typer.Option("--classifier", help="Attribute classifier folder or name "
-                                                 "[default: classifier-celeba].")]
+FaceModel = Annotated[Path | None, typer.Option("--model", help="Face GAN folder, a name from 'latentctl "
+                                                "models list', or a Hub repo user/repo[@rev] "
+                                                "[default: gan-celeba].")]
+Classifier = Annotated[Path | None, typer.Option("--classifier", help="Attribute classifier: folder, "
+                                                 "registered name or user/repo[@rev] [default: classifier-celeba].")]
 CHANGED_SHOWN = 3  # attributes listed per frame as the ones that changed most
 
 
@@ -89,8 +90,8 @@ def steer(
         latentctl steer --to smiling --away-from eyeglasses --n 8 --until 0.9 smile.gif
         latentctl steer --to Male --keep-others 0 tangled.png
         latentctl steer --to Eyeglasses --method direction --json glasses.png
-        latentctl sample --model gan-celeba --n 4 --save-latents z.safetensors faces.png && \\
-            latentctl steer --from-noise z.safetensors --to Smiling smiles.png
+        latentctl sample --model gan-celeba --n 4 --save-latents z.safetensors faces.png
+        latentctl steer --from-noise z.safetensors --to Smiling smiles.png
     """
     from latentctl import images as image_io
     from latentctl.latent.sampling import load_latents, noise_for_seeds
