@@ -18,7 +18,6 @@ as ``{"classifier": state_dict}``, the MNIST generators likewise under ``"gen"``
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import re
 import zipfile
@@ -74,7 +73,7 @@ def import_checkpoint(file: Path, kind: str, arch: str | None = None, out: Path 
         raise LatentctlError(f"{out} already holds a model", hint="pass --force to replace it, or --out elsewhere")
     if out.exists() and not out.is_dir():
         raise LatentctlError(f"{out} is a file", hint="--out names the model folder to write")
-    config.training = {"imported": {"file": file.name, "sha256": _sha256(file), "arch": arch,
+    config.training = {"imported": {"file": file.name, "sha256": store.file_sha256(file), "arch": arch,
                                     "tensors": len(tensors)}}
     if kind == "classifier":
         config.training["preprocessing"] = dict(SEED_PREPROCESSING)
@@ -231,11 +230,3 @@ def _wrong_kind(file: Path, kind: str, holds: str) -> LatentctlError:
 
 def _folder_name(file: Path) -> str:
     return re.sub(r"[^\w.+-]", "-", file.stem).lstrip("-._+") or "imported"
-
-
-def _sha256(file: Path) -> str:
-    digest = hashlib.sha256()
-    with open(file, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

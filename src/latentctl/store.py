@@ -7,6 +7,7 @@ beside it in ``training_state.safetensors`` + ``training_state.json``: tensors a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -120,6 +121,14 @@ def _umask() -> int:
     os.umask(mask)
     return mask
 
+
+def file_sha256(path: Path) -> str:
+    """Return the sha256 (hex) of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 def write_json(path: Path, document: Any) -> None:
     """Write JSON atomically."""

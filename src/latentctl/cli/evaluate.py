@@ -113,7 +113,6 @@ def _panels(scores: list) -> dict[str, dict[str, dict[str, float]]]:
 
 
 def _same_weights(first: Path, second: Path) -> bool:
-    from latentctl.latent.directions import file_digest
-    from latentctl.store import WEIGHTS_FILE
+    from latentctl.store import WEIGHTS_FILE, file_sha256
 
-    return file_digest(Path(first) / WEIGHTS_FILE) == file_digest(Path(second) / WEIGHTS_FILE)
+    return file_sha256(Path(first) / WEIGHTS_FILE) == file_sha256(Path(second) / WEIGHTS_FILE)

@@ -131,18 +131,10 @@ def cache_key(generator_dir: Path, classifier_dir: Path, samples: int, seed: int
     """A name for the directions of one generator read by one classifier: a hash of both weight files."""
     digest = hashlib.sha256()
     for directory in (generator_dir, classifier_dir):
-        digest.update(file_digest(Path(directory) / store.WEIGHTS_FILE).encode())
+        digest.update(store.file_sha256(Path(directory) / store.WEIGHTS_FILE).encode())
     digest.update(f"{samples}:{seed}".encode())
     return digest.hexdigest()[:16]
 
-
-def file_digest(path: Path) -> str:
-    """The sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def cache_paths(generator_dir: Path, key: str, fallback: Path) -> list[Path]:
