@@ -193,6 +193,24 @@ def test_classify_preprocesses_like_the_seed_and_gives_its_probabilities(cli, tm
     assert np.allclose(list(probabilities.values()), expected.tolist(), atol=1e-4)  # rounded to 4 places
 
 
+
+@pytest.mark.parametrize("shape", [(218, 178), (150, 260)])
+def test_classify_reads_a_photo_exactly_as_the_seeds_torchvision_transform(cli, tmp_path, shape):
+    from torchvision import transforms
+
+    reference = trained_looking(ReferenceClassifier(), seed=6)
+    imported(cli, save_seed(tmp_path, "attributes.pth", "classifier", reference), "--kind", "classifier")
+    pixels = np.random.default_rng(1).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "photo.png")  # a CelebA-sized (178x218) and a wide photo
+    result = cli("classify", "--classifier", "attributes", tmp_path / "photo.png", "--json")
+    assert result.exit_code == 0, result.output
+    probabilities = json.loads(result.stdout)["images"][0]["probabilities"]
+    seed_transform = transforms.Compose([transforms.Resize(64), transforms.CenterCrop(64), transforms.ToTensor(),
+                                         transforms.Normalize((0.5,) * 3, (0.5,) * 3)])
+    with torch.no_grad():
+        expected = torch.sigmoid(reference(seed_transform(Image.open(tmp_path / "photo.png").convert("RGB"))[None]))
+    assert np.allclose(list(probabilities.values()), expected[0].tolist(), atol=1e-4)
+
 # ------------------------------------------------------------------------------- what the file may hold
 
 

@@ -86,6 +86,23 @@ def crop_and_resize(image: Image.Image, size: int = DEFAULT_SIZE, crop: int = DE
     return image.convert("RGB").resize((size, size), Image.Resampling.LANCZOS, box=box)
 
 
+
+def resize_then_crop(image: Image.Image, size: int) -> Image.Image:
+    """Return ``image`` as torchvision's ``Resize(size)`` then ``CenterCrop(size)`` make it (bilinear).
+
+    The seed notebooks prepared faces this way; a classifier imported from them must see photos the same
+    way to give the same outputs. The arithmetic (truncated long side, rounded crop offsets) is
+    torchvision's.
+    """
+    from PIL import Image
+
+    image = image.convert("RGB")
+    width, height = image.size
+    resized = (size, int(size * height / width)) if width <= height else (int(size * width / height), size)
+    image = image.resize(resized, Image.Resampling.BILINEAR)
+    left, top = int(round((resized[0] - size) / 2.0)), int(round((resized[1] - size) / 2.0))
+    return image.crop((left, top, left + size, top + size))
+
 @dataclass
 class PreparedCelebA:
     """The cache, opened: images memory-mapped, the rest in memory."""

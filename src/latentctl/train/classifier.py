@@ -33,7 +33,7 @@ import torch
 from torch.nn import functional as F
 
 from latentctl import store
-from latentctl.data.prepare import DEFAULT_CROP, PreparedCelebA, crop_and_resize
+from latentctl.data.prepare import DEFAULT_CROP, PreparedCelebA, crop_and_resize, resize_then_crop
 from latentctl.errors import LatentctlError
 from latentctl.evaluate import to_unit_range
 from latentctl.models.classifier import AttributeClassifier, ClassifierConfig, predict_probabilities
@@ -413,16 +413,21 @@ def attribute_metrics(predicted: torch.Tensor, truth: torch.Tensor,
 
 # ----------------------------------------------------------------------------------- using a trained one
 
-def classifier_preprocessing(config: store.ModelConfig) -> tuple[int, int]:
-    """Return the (size, crop) a classifier's images must be prepared with, as recorded in its config."""
+def classifier_preprocessing(config: store.ModelConfig) -> tuple[int, int, str]:
+    """Return the (size, crop, resize) a classifier's images must be prepared with, as recorded in its config.
+
+    ``resize`` is "lanczos" (crop, then resize: latentctl's cache) or "bilinear" (torchvision's Resize then
+    CenterCrop: the seed notebooks' classifiers, see ``latentctl models import``)."""
     recorded = config.training.get("preprocessing", {})
-    crop = recorded.get("crop", DEFAULT_CROP) if isinstance(recorded, dict) else DEFAULT_CROP
-    return config.image_size, int(crop)
+    recorded = recorded if isinstance(recorded, dict) else {}
+    resize = "bilinear" if recorded.get("resize") == "bilinear" else "lanczos"
+    return config.image_size, int(recorded.get("crop", DEFAULT_CROP)), resize
 
 
-def read_face_images(paths: Sequence[Path], size: int, crop: int) -> torch.Tensor:
+def read_face_images(paths: Sequence[Path], size: int, crop: int, resize: str = "lanczos") -> torch.Tensor:
     """Return image files as the training data was prepared: uint8 (N, 3, size, size), center-cropped to
-    ``crop`` (in CelebA's 178-pixel-wide frame) and resized. A missing or unreadable file is a LatentctlError."""
+    ``crop`` (in CelebA's 178-pixel-wide frame) and resized; with ``resize="bilinear"``, as torchvision's
+    Resize + CenterCrop do it. A missing or unreadable file is a LatentctlError."""
     from PIL import Image, UnidentifiedImageError
 
     pictures = []
@@ -432,7 +437,7 @@ def read_face_images(paths: Sequence[Path], size: int, crop: int) -> torch.Tenso
                                  hint="give paths of image files (JPEG, PNG, ...)")
         try:
             with Image.open(path) as image:
-                picture = crop_and_resize(image, size, crop)
+                picture = resize_then_crop(image, size) if resize == "bilinear" else crop_and_resize(image, size, crop)
         except (UnidentifiedImageError, OSError, ValueError) as error:
             raise LatentctlError(f"cannot read {path} as an image ({error})",
                                  hint="give paths of image files (JPEG, PNG, ...)") from None
@@ -442,8 +447,8 @@ def read_face_images(paths: Sequence[Path], size: int, crop: int) -> torch.Tenso
 
 def classify_images(model: AttributeClassifier, config: store.ModelConfig, paths: Sequence[Path]) -> torch.Tensor:
     """Return the attribute probabilities (N, A) of image files, preprocessed as ``config`` records."""
-    size, crop = classifier_preprocessing(config)
-    return predict_probabilities(model, to_unit_range(read_face_images(paths, size, crop)))
+    size, crop, resize = classifier_preprocessing(config)
+    return predict_probabilities(model, to_unit_range(read_face_images(paths, size, crop, resize)))
 
 
 # ------------------------------------------------------------------------------------------------ helpers
