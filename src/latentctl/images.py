@@ -63,6 +63,9 @@ def _format(path: Path) -> str:
     return formats[suffix]
 
 
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
+
+
 def plot_curves(series: dict[str, Sequence[float]], path: Path, title: str, x_label: str = "step",
                 x_values: Sequence[float] | None = None, size: tuple[int, int] = (720, 400)) -> Path:
     """Draw line curves (e.g. losses over training) as a PNG with axes, ticks and a legend."""
@@ -99,23 +102,20 @@ def plot_curves(series: dict[str, Sequence[float]], path: Path, title: str, x_la
         draw.line([x, height - bottom, x, height - bottom + 4], fill="black")
         draw.text((x - 10, height - bottom + 6), f"{x_value:.4g}", fill="black")
     draw.text((width // 2 - 20, height - 16), x_label, fill="black")
-    palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd"]
     for index, curve in enumerate(series.values()):
         points = [to_pixel(x, y) for x, y in zip(xs, curve, strict=False) if y == y and abs(y) != float("inf")]
         if len(points) > 1:
-            draw.line(points, fill=palette[index % len(palette)], width=2)
+            draw.line(points, fill=PALETTE[index % len(PALETTE)], width=2)
     draw.rectangle([width - right - 126, top + 3, width - right - 4, top + 8 + 16 * len(series)],  # legend
                    fill="white", outline="gray")
     for index, name in enumerate(series):
-        colour = palette[index % len(palette)]
+        colour = PALETTE[index % len(PALETTE)]
         draw.line([width - right - 120, top + 12 + 16 * index, width - right - 100, top + 12 + 16 * index],
                   fill=colour, width=3)
         draw.text((width - right - 94, top + 5 + 16 * index), name, fill="black")
     return save_image(picture, path)
 
 
-
-PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
 
 
 def plot_bars(panels: dict[str, dict[str, dict[str, float]]], path: Path, title: str,

@@ -129,26 +129,27 @@ def _steer_batch(generator: torch.nn.Module, classifier: torch.nn.Module, noise:
     logits = start_logits
     jitter = torch.Generator(device=device).manual_seed(settings.seed)
     for step in range(1, settings.steps + 1):
+        if settings.method == "gradient":
+            with torch.enable_grad():
+                candidate = latent.detach().requires_grad_(True)
+                logits_now, logits = jittered_logits(classifier, generator(candidate), settings.views, jitter)
+                objective = steering_objective(logits_now, start_logits, candidate, start_radius, columns, signs,
+                                               others, settings.keep_others, settings.prior)
+                (gradient,) = torch.autograd.grad(objective.sum(), candidate)
+            logits = logits.detach()  # the unjittered reading of the current faces, for --until
+            step_move = gradient / gradient.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        else:
+            if settings.until is not None and step > 1:
+                with torch.no_grad():
+                    logits = classifier(generator(latent))
+            step_move = move.expand_as(latent)
         if settings.until is not None:
             active &= ~_reached(logits, columns, signs, settings.until)
             if not active.any():
                 snapshots += [latent.clone()] * sum(1 for s in frame_steps if s >= step)
                 break
-        if settings.method == "gradient":
-            with torch.enable_grad():
-                candidate = latent.detach().requires_grad_(True)
-                logits_now = jittered_logits(classifier, generator(candidate), settings.views, jitter)
-                objective = steering_objective(logits_now, start_logits, candidate, start_radius, columns, signs,
-                                               others, settings.keep_others, settings.prior)
-                (gradient,) = torch.autograd.grad(objective.sum(), candidate)
-            step_move = gradient / gradient.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        else:
-            step_move = move.expand_as(latent)
         latent = torch.where(active[:, None], latent + step_length * step_move, latent).detach()
         steps_taken += active.long()
-        if settings.until is not None or settings.method == "gradient":
-            with torch.no_grad():
-                logits = classifier(generator(latent))
         snapshots += [latent.clone()] * frame_steps.count(step)
 
     latents = torch.stack(snapshots, dim=1)  # (B, F, D)
@@ -162,8 +163,9 @@ def _steer_batch(generator: torch.nn.Module, classifier: torch.nn.Module, noise:
 
 
 def jittered_logits(classifier: torch.nn.Module, images: torch.Tensor, views: int,
-                    rng: torch.Generator) -> torch.Tensor:
-    """Return the classifier's logits (B, A) averaged over ``views`` jittered copies of images (B, C, S, S).
+                    rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the classifier's logits (B, A) averaged over ``views`` jittered copies of images (B, C, S, S),
+    and its logits (B, A) of the images as they are (the first copy).
 
     Each copy is shifted by up to S/16 pixels, mirrored with probability 1/2, and gets a small brightness
     change and pixel noise. A classifier's gradient at one exact image is mostly made of changes no person
@@ -173,7 +175,8 @@ def jittered_logits(classifier: torch.nn.Module, images: torch.Tensor, views: in
     followed: "expectation over transformation" (Athalye et al., 2018). The first copy is the image as it is.
     """
     if views == 1:
-        return classifier(images)
+        logits = classifier(images)
+        return logits, logits
     size = images.shape[-1]
     reach = max(1, size // 16)
     padded = torch.nn.functional.pad(images, (reach,) * 4, mode="replicate")
@@ -186,8 +189,8 @@ def jittered_logits(classifier: torch.nn.Module, images: torch.Tensor, views: in
         brightness = (torch.rand(images.shape[0], 1, 1, 1, generator=rng, device=images.device) - 0.5) * 0.2
         noise = torch.randn(copy.shape, generator=rng, device=images.device) * 0.05
         copies.append((copy + brightness + noise).clamp(-1, 1))
-    logits = classifier(torch.cat(copies))  # (views * B, A)
-    return logits.unflatten(0, (views, images.shape[0])).mean(0)
+    logits = classifier(torch.cat(copies)).unflatten(0, (views, images.shape[0]))  # (views, B, A)
+    return logits.mean(0), logits[0]
 
 
 def steering_objective(logits: torch.Tensor, start_logits: torch.Tensor, latent: torch.Tensor,
