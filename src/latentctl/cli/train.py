@@ -8,6 +8,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -55,6 +56,25 @@ Processes = Annotated[int, typer.Option("--nproc", min=1, rich_help_panel="Runti
                                         help="Train in N processes on this machine, started with torchrun: one per "
                                         "GPU, or N CPU processes with --device cpu. For several machines run torchrun "
                                         "yourself (docs/distributed.md).")]
+
+
+class Precision(str, Enum):
+    """The training step's arithmetic (see latentctl.train.speed)."""
+
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
+PrecisionOption = Annotated[Precision, typer.Option(
+    "--precision", rich_help_panel="Runtime",
+    help="auto: bf16 autocast on CUDA, float32 on the CPU, both with channels-last tensors (docs/performance.md). "
+         "fp32: the reference computation, the same numbers as before any speed-up, bit for bit (slower). bf16: "
+         "bf16 autocast anywhere (on CPUs without AVX-512 BF16 or AMX much slower).")]
+Compile = Annotated[bool | None, typer.Option(
+    "--compile/--no-compile", rich_help_panel="Runtime", show_default=False,
+    help="torch.compile the networks (a minute of compiling, then faster steps). [default: on CUDA yes, on the CPU "
+         "no: slower there]")]
 SyncDiscriminatorBatchNorm = Annotated[bool, typer.Option(
     "--sync-bn", rich_help_panel=HYPER,
     help="With several GPUs, the discriminator's BatchNorm statistics over the whole batch, not each GPU's share.")]
@@ -91,6 +111,8 @@ def train_cgan(
     force: Force = False,
     device: Device = "auto",
     nproc: Processes = 1,
+    precision: PrecisionOption = Precision.auto,
+    compile: Compile = None,
     seed: Seed = 0,
     json_output: Json = False,
 ) -> None:
@@ -119,7 +141,7 @@ def train_cgan(
         dataset = load_digits(data_root)  # before --force clears anything: a typo in --data-root loses nothing
         options = TrainOptions(epochs=epochs or 20, batch_size=batch_size, lr=lr, beta1=beta1, beta2=beta2,
                                ema_decay=ema_decay, mode_seeking=mode_seeking, seed=seed, sample_every=sample_every,
-                               sync_bn=sync_bn)
+                               sync_bn=sync_bn, precision=precision.value, compile=compile)
         resume_command = _resume_command("cgan", out, data_root if custom_data else None, dist)
         _train_gan(context, "cgan", dataset, default_config(latent_dim, gen_width, disc_width), options, out,
                    torch_device, dist, resume=resume, force=force, epochs=epochs, json_output=json_output,
@@ -158,6 +180,8 @@ def train_gan(
     force: Force = False,
     device: Device = "auto",
     nproc: Processes = 1,
+    precision: PrecisionOption = Precision.auto,
+    compile: Compile = None,
     seed: Seed = 0,
     json_output: Json = False,
 ) -> None:
@@ -188,7 +212,8 @@ def train_gan(
             size, crop = _run_image_settings(out, size, crop)
         dataset = _load_prepared_faces(data_root, size, crop, dist)
         options = TrainOptions(epochs=epochs or 25, batch_size=batch_size, lr=lr, beta1=beta1, beta2=beta2,
-                               ema_decay=ema_decay, flip=flip, seed=seed, sample_every=sample_every, sync_bn=sync_bn)
+                               ema_decay=ema_decay, flip=flip, seed=seed, sample_every=sample_every, sync_bn=sync_bn,
+                               precision=precision.value, compile=compile)
         resume_command = _resume_command("gan", out, data_root if custom_data else None, dist)
         _train_gan(context, "gan", dataset, default_config(size, latent_dim, gen_width, disc_width), options, out,
                    torch_device, dist, resume=resume, force=force, epochs=epochs, json_output=json_output,
@@ -349,16 +374,17 @@ def _train_gan(context: typer.Context, kind: str, dataset: Any, config: Any, opt
 
 
 RESUME_KEEPS = ("batch_size", "lr", "beta1", "beta2", "ema_decay", "mode_seeking", "flip", "latent_dim",
-                "gen_width", "disc_width", "width", "size", "crop", "sample_every", "seed", "sync_bn")
+                "gen_width", "disc_width", "width", "size", "crop", "sample_every", "seed", "sync_bn", "precision",
+                "compile")
 
 
 def _where(trainer: Any) -> str:
-    """The device, or the processes and their share of the batch."""
+    """The device, or the processes and their share of the batch; and how the step computes."""
     if not trainer.dist.enabled:
-        return str(trainer.device)
+        return f"{trainer.device} ({trainer.step_settings.describe()})"
     kind = "GPUs" if trainer.device.type == "cuda" else "CPU processes"
     return (f"{trainer.dist.world_size} {kind} ({trainer.options.batch_size // trainer.dist.world_size} of the "
-            f"{trainer.options.batch_size} images of each step each)")
+            f"{trainer.options.batch_size} images of each step each; {trainer.step_settings.describe()})")
 
 
 def _warn_sync_bn_alone(sync_bn: bool, dist: Any) -> None:
@@ -516,6 +542,8 @@ def train_classifier(
     force: Force = False,
     device: Device = "auto",
     nproc: Processes = 1,
+    precision: PrecisionOption = Precision.auto,
+    compile: Compile = None,
     seed: Seed = 0,
     json_output: Json = False,
 ) -> None:
@@ -558,7 +586,8 @@ def train_classifier(
         else:
             _warn_sync_bn_alone(sync_bn, dist)
             config = ClassifierConfig(image_size=size, channels=3, num_attributes=len(data.names), width=width)
-            options = ClassifierOptions(epochs=epochs or 5, batch_size=batch_size, lr=lr, seed=seed, sync_bn=sync_bn)
+            options = ClassifierOptions(epochs=epochs or 5, batch_size=batch_size, lr=lr, seed=seed, sync_bn=sync_bn,
+                                        precision=precision.value, compile=compile)
             trainer = ClassifierTrainer(config, options, data, out, torch_device, dist=dist)
         console.info(f"training an attribute classifier on {data.fingerprint['name']} "
                      f"({data.train_images.shape[0]:,} training and {data.val_images.shape[0]:,} validation "

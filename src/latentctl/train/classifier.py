@@ -8,7 +8,10 @@ The loop keeps the GAN loop's conventions (``latentctl.train.gan``), for the sam
   come from one seeded generator whose state is checkpointed, so ``--resume`` continues bit for bit,
   even from the middle of an epoch; there is no dropout, whose randomness would be a second stream;
 - the loss is read by the host only every ``log_every`` steps, and checked finite before any checkpoint
-  is written, so a diverged run keeps its last good model.
+  is written, so a diverged run keeps its last good model;
+- the step runs as ``latentctl.train.speed`` decides for the device (bf16 autocast, channels-last,
+  ``torch.compile`` and fused Adam on CUDA; channels-last float32 on the CPU; ``precision="fp32"``: the
+  reference computation, bit for bit).
 
 Under torchrun (``latentctl.train.distributed``) the model trains in DistributedDataParallel, each rank on
 its slice of the global batch; every rank evaluates the whole validation split with the same weights and
@@ -37,8 +40,9 @@ from latentctl.data.prepare import DEFAULT_CROP, PreparedCelebA, crop_and_resize
 from latentctl.errors import LatentctlError
 from latentctl.evaluate import to_unit_range
 from latentctl.models.classifier import AttributeClassifier, ClassifierConfig, predict_probabilities
+from latentctl.train import speed
 from latentctl.train.distributed import SINGLE, Distributed
-from latentctl.train.gan import place_images
+from latentctl.train.gan import batch_to, place_images
 
 KIND = "classifier"
 EVAL_BATCH = 256
@@ -59,10 +63,14 @@ class ClassifierOptions:
     seed: int = 0
     log_every: int = 20  # steps between host reads of the loss (progress refresh, NaN check)
     sync_bn: bool = False  # with several processes: BatchNorm statistics over the global batch
+    precision: str = "auto"  # auto|fp32|bf16, see latentctl.train.speed; fp32 is the reference computation
+    compile: bool | None = None  # torch.compile the model; None: where it pays (CUDA)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2 or self.log_every < 1:
             raise LatentctlError("epochs and log-every must be >= 1 and batch size >= 2")
+        if self.precision not in speed.PRECISIONS:
+            raise LatentctlError(f"precision must be one of {', '.join(speed.PRECISIONS)}, not {self.precision!r}")
         if not self.lr > 0:
             raise LatentctlError("the learning rate must be > 0")
 
@@ -118,12 +126,15 @@ class ClassifierTrainer:
         self.out_dir, self.device, self.dist = Path(out_dir), device, dist
 
         torch.manual_seed(options.seed)  # weight initialisation, the same on every rank
-        self.model = AttributeClassifier(config).to(device)
+        self.step_settings = speed.resolve(options.precision, options.compile, device)
+        speed.tune(device)
+        self.model = speed.place(AttributeClassifier(config), device, self.step_settings)
         self.model.start_at_base_rates(data.train_attributes.float().mean(0))
         if options.sync_bn:
             self.model = dist.sync_batchnorm(self.model, device)
-        self.synced_model = dist.wrap(self.model, device)  # in DDP across processes, the model itself in one
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=options.lr)
+        # in DDP across processes (compiled where that pays), the model itself in one
+        self.synced_model = speed.compiled(dist.wrap(self.model, device), self.step_settings)
+        self.optimizer = speed.adam(self.model.parameters(), self.step_settings, lr=options.lr)
         self.data_rng = torch.Generator().manual_seed(options.seed)
 
         self.train_images = place_images(data.train_images, device)  # moved once when it fits
@@ -164,10 +175,12 @@ class ClassifierTrainer:
 
     def train_step(self, batch_index: torch.Tensor, flip: torch.Tensor) -> None:
         """One Adam step on this rank's batch: mean binary cross-entropy over images and attributes."""
-        images = to_unit_range(self.train_images[batch_index].to(self.device, non_blocking=True))  # (B, 3, S, S)
-        images = torch.where(flip[:, None, None, None], images.flip(3), images)
-        targets = self.train_targets[batch_index].to(self.device, non_blocking=True)
-        loss = F.binary_cross_entropy_with_logits(self.synced_model(images), targets)
+        images = to_unit_range(batch_to(self.train_images[batch_index], self.device))  # (B, 3, S, S)
+        images = speed.layout(torch.where(flip[:, None, None, None], images.flip(3), images), self.step_settings)
+        targets = batch_to(self.train_targets[batch_index], self.device)
+        with speed.autocast(self.device, self.step_settings):
+            logits = self.synced_model(images).float()
+        loss = F.binary_cross_entropy_with_logits(logits, targets)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -268,7 +281,7 @@ class ClassifierTrainer:
             training={"epochs": self.epoch, "steps": self.global_step,
                       "images_seen": self.global_step * self.options.batch_size,
                       "seconds": round(self.seconds, 2), "device": str(self.device),
-                      "world_size": self.dist.world_size, "torch": torch.__version__,
+                      "world_size": self.dist.world_size, **self.step_settings.summary(), "torch": torch.__version__,
                       "dataset": self.data.fingerprint, "preprocessing": self.preprocessing(),
                       "augmentation": "horizontal flip, p = 0.5", "options": asdict(self.options), **summary,
                       "base_rates": _rounded(dict(zip(self.data.names, self.data.train_attributes.float().mean(0)
@@ -318,7 +331,8 @@ class ClassifierTrainer:
         state = _read_state(out_dir)
         try:
             option_names = {f.name for f in fields(ClassifierOptions)}
-            options = ClassifierOptions(**{k: v for k, v in state["options"].items() if k in option_names})
+            saved = {"precision": "fp32", **state["options"]}  # runs from before --precision computed so
+            options = ClassifierOptions(**{k: v for k, v in saved.items() if k in option_names})
             config = ClassifierConfig(**state["classifier"])
         except (KeyError, TypeError, ValueError) as error:
             raise LatentctlError(f"{out_dir / store.STATE_JSON_FILE} is damaged ({error})",
@@ -337,6 +351,7 @@ class ClassifierTrainer:
         model_part = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         store.load_state_strict(trainer.model, model_part, out_dir / store.STATE_TENSORS_FILE)
         store.optimizer_from_tensors(trainer.optimizer, tensors, state["optimizer"], "optimizer")
+        speed.match_layout(trainer.optimizer)
         trainer.epoch_start_data_state = tensors["rng.data_epoch_start"]
         trainer.loss_sum = tensors["loss_sum"].to(device)
         trainer.epoch, trainer.step_in_epoch = state["epoch"], state["step_in_epoch"]

@@ -6,6 +6,10 @@ Design choices, each for a reason:
   the loop. When it does not fit it stays in host memory (or memory-mapped) and batches are copied over.
 - Losses are summed on the device; the host reads them only every ``log_every`` steps, so the GPU is
   never stalled by a per-step ``.item()``.
+- The step runs as fast as the device allows (``latentctl.train.speed``): bf16 autocast, channels-last
+  tensors, ``torch.compile`` and fused Adam on CUDA; channels-last float32 on the CPU; ``precision="fp32"``
+  is the reference computation, bit for bit. The discriminator's weights need no gradient for the
+  generator's update, so none is computed (the same numbers, about 5% less work).
 - Randomness comes from two dedicated generators (data order on the CPU, noise on the device) whose
   states are checkpointed, so ``--resume`` continues bit for bit, even from the middle of an epoch.
 - An exponential moving average of the generator is what gets saved as the model: it gives visibly
@@ -35,6 +39,7 @@ from latentctl import store
 from latentctl.errors import LatentctlError
 from latentctl.latent.sampling import generate, noise_for_seeds
 from latentctl.models.dcgan import Discriminator, GANConfig, Generator
+from latentctl.train import speed
 from latentctl.train.distributed import SINGLE, Distributed
 
 SAMPLES_DIR = "samples"
@@ -58,10 +63,14 @@ class TrainOptions:
     sample_every: int = 1  # epochs between sample grids
     log_every: int = 20  # steps between host reads of the losses (progress refresh, NaN check)
     sync_bn: bool = False  # with several processes: the discriminator's BatchNorm over the global batch
+    precision: str = "auto"  # auto|fp32|bf16, see latentctl.train.speed; fp32 is the reference computation
+    compile: bool | None = None  # torch.compile the networks; None: where it pays (CUDA)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2 or self.sample_every < 1 or self.log_every < 1:
             raise LatentctlError("epochs, sample-every and log-every must be >= 1 and batch size >= 2")
+        if self.precision not in speed.PRECISIONS:
+            raise LatentctlError(f"precision must be one of {', '.join(speed.PRECISIONS)}, not {self.precision!r}")
         if not (self.lr > 0 and 0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and 0 <= self.ema_decay < 1
                 and self.mode_seeking >= 0):
             raise LatentctlError("learning rate must be > 0; betas and EMA decay in [0, 1); mode seeking >= 0")
@@ -113,18 +122,21 @@ class GANTrainer:
         self.config, self.options, self.dataset = config, options, dataset
         self.out_dir, self.device, self.kind, self.dist = Path(out_dir), device, kind, dist
 
+        self.step_settings = speed.resolve(options.precision, options.compile, device)
+        speed.tune(device)
         torch.manual_seed(options.seed)  # weight initialisation, the same on every rank
-        self.generator = Generator(config).to(device)
-        self.discriminator = Discriminator(config).to(device)
+        generator = Generator(config).fold_upsampling(self.step_settings.folded_upsampling)
+        self.generator = speed.place(generator, device, self.step_settings)
+        self.discriminator = speed.place(Discriminator(config), device, self.step_settings)
         if options.sync_bn:
             self.discriminator = dist.sync_batchnorm(self.discriminator, device)
         self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
-        # the networks as trained: in DDP across processes, the modules themselves in one process
-        self.synced_generator = dist.wrap(self.generator, device)
-        self.synced_discriminator = dist.wrap(self.discriminator, device)
+        # the networks as trained: in DDP across processes (compiled where that pays), the modules themselves
+        self.synced_generator = speed.compiled(dist.wrap(self.generator, device), self.step_settings)
+        self.synced_discriminator = speed.compiled(dist.wrap(self.discriminator, device), self.step_settings)
         betas = (options.beta1, options.beta2)
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=options.lr, betas=betas)
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=options.lr, betas=betas)
+        self.opt_g = speed.adam(self.generator.parameters(), self.step_settings, lr=options.lr, betas=betas)
+        self.opt_d = speed.adam(self.discriminator.parameters(), self.step_settings, lr=options.lr, betas=betas)
         self.data_rng = torch.Generator().manual_seed(options.seed)
         self.noise_rng = torch.Generator(device=device).manual_seed(noise_seed(options.seed, dist.rank))
 
@@ -160,35 +172,40 @@ class GANTrainer:
 
     def train_step(self, batch_index: torch.Tensor) -> None:
         """One discriminator and one generator update on this rank's batch (non-saturating GAN loss)."""
-        real = self.images[batch_index].to(self.device, non_blocking=True).float().div_(127.5).sub_(1)
+        real = batch_to(self.images[batch_index], self.device).float().div_(127.5).sub_(1)
         # real: (B, C, H, W) in [-1, 1]
         if self.options.flip:
             mirrored = torch.rand(real.shape[0], generator=self.noise_rng, device=self.device) < 0.5
             real = torch.where(mirrored[:, None, None, None], real.flip(3), real)
-        labels = self.labels[batch_index].to(self.device) if self.labels is not None else None
+        real = speed.layout(real, self.step_settings)
+        labels = batch_to(self.labels[batch_index], self.device) if self.labels is not None else None
         half = real.shape[0] // 2
         fake_labels = labels
         if labels is not None and self.options.mode_seeking > 0:  # two halves with the same labels to compare
             fake_labels = torch.cat([labels[:half], labels[:half], labels[2 * half:]])
         noise = torch.randn(real.shape[0], self.config.latent_dim, generator=self.noise_rng,
                             device=self.device)
-        fake = self.synced_generator(noise, fake_labels)
-
-        logits_real = self.synced_discriminator(real, labels)
-        logits_fake = self.synced_discriminator(fake.detach(), fake_labels)
+        with self.autocast():  # losses from float32 logits
+            fake = self.synced_generator(noise, fake_labels)
+            logits_real = self.synced_discriminator(real, labels).float()
+            logits_fake = self.synced_discriminator(fake.detach(), fake_labels).float()
         loss_d = F.softplus(-logits_real).mean() + F.softplus(logits_fake).mean()  # BCE with logits
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
 
-        # the discriminator's gradients from the generator's loss are thrown away: not worth averaging
+        # the generator's update needs the gradient through the discriminator, not that of its weights:
+        # those are neither computed nor, across processes, averaged
+        self.discriminator.requires_grad_(False)
         with self.dist.no_sync(self.synced_discriminator):
-            loss_g = F.softplus(-self.synced_discriminator(fake, fake_labels)).mean()
+            with self.autocast():
+                loss_g = F.softplus(-self.synced_discriminator(fake, fake_labels).float()).mean()
             total_g = loss_g
             if self.options.mode_seeking > 0:
-                total_g = loss_g + self.options.mode_seeking * mode_seeking_penalty(fake, noise, half)
+                total_g = loss_g + self.options.mode_seeking * mode_seeking_penalty(fake.float(), noise, half)
             self.opt_g.zero_grad(set_to_none=True)
             total_g.backward()
+        self.discriminator.requires_grad_(True)
         self.opt_g.step()
         self._update_ema()
 
@@ -197,6 +214,10 @@ class GANTrainer:
                                            torch.sigmoid(logits_fake).mean()]).detach()
         self.global_step += 1
         self.step_in_epoch += 1
+
+    def autocast(self) -> Any:
+        """The forward passes' arithmetic (bf16 autocast, or float32)."""
+        return speed.autocast(self.device, self.step_settings)
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -318,7 +339,7 @@ class GANTrainer:
             training={"epochs": self.epoch, "steps": self.global_step,
                       "images_seen": self.global_step * self.options.batch_size,
                       "seconds": round(self.seconds, 2), "device": str(self.device),
-                      "world_size": self.dist.world_size,
+                      "world_size": self.dist.world_size, **self.step_settings.summary(),
                       "torch": torch.__version__, "dataset": self.dataset.fingerprint(),
                       "options": asdict(self.options), "ema": True,
                       "final": {k: round(v, 4) for k, v in last.items() if k not in ("epoch", "seconds")},
@@ -375,7 +396,8 @@ class GANTrainer:
         state = store.read_json(out_dir / store.STATE_JSON_FILE)
         try:
             option_names = {f.name for f in fields(TrainOptions)}
-            options = TrainOptions(**{k: v for k, v in state["options"].items() if k in option_names})
+            saved = {"precision": "fp32", **state["options"]}  # runs from before --precision computed so
+            options = TrainOptions(**{k: v for k, v in saved.items() if k in option_names})
             config = GANConfig(**state["gan"])
         except (KeyError, TypeError, ValueError) as error:
             raise LatentctlError(f"{out_dir / store.STATE_JSON_FILE} is damaged ({error})",
@@ -392,6 +414,8 @@ class GANTrainer:
             store.load_state_strict(module, part, out_dir / store.STATE_TENSORS_FILE)
         store.optimizer_from_tensors(trainer.opt_g, tensors, state["opt_g"], "opt_g")
         store.optimizer_from_tensors(trainer.opt_d, tensors, state["opt_d"], "opt_d")
+        speed.match_layout(trainer.opt_g)
+        speed.match_layout(trainer.opt_d)
         trainer.epoch_start_data_state = tensors["rng.data_epoch_start"]
         saved_world_size = state.get("world_size", 1)
         if state.get("noise_device") == device.type and saved_world_size == dist.world_size:
@@ -428,13 +452,22 @@ def _noise_key(rank: int) -> str:
 def place_images(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     """Return ``images`` (uint8) on ``device`` when they fit in half its free memory, else where they are.
 
-    On the CPU nothing is copied: a memory-mapped set stays memory-mapped.
+    Either way the host holds one copy at most: on the CPU, or when the set does not fit, nothing is copied
+    (a memory-mapped set stays memory-mapped) and each batch goes over on its own (``batch_to``).
     """
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         if images.numel() * images.element_size() > free // 2:
-            return images.pin_memory() if not images.is_pinned() else images
+            return images
     return images.to(device)
+
+
+def batch_to(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Return a batch on ``device``; one cut on the host goes to a GPU through pinned memory, so that the copy
+    is asynchronous (from pageable memory CUDA would first wait for the GPU to finish its queue)."""
+    if batch.device.type == "cpu" and device.type == "cuda":
+        batch = batch.pin_memory()
+    return batch.to(device, non_blocking=True)
 
 
 def mode_seeking_penalty(fake: torch.Tensor, noise: torch.Tensor, half: int) -> torch.Tensor:

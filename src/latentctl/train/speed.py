@@ -1,0 +1,121 @@
+"""How a training step runs on its device: arithmetic precision, tensor layout, compilation, the optimiser's kernel.
+
+Chosen by measurement (``benchmarks/bench.py``, docs/performance.md), per device type:
+
+- CUDA: bf16 autocast (tensor cores; bf16 has float32's range, so no loss scaling), channels-last tensors (the
+  layout tensor-core convolutions read), ``torch.compile`` (fuses BatchNorm, activations and the elementwise
+  tail of every layer), fused Adam (one kernel for all parameters) and cuDNN autotuning.
+- CPU: float32, channels-last tensors. On an AVX2 CPU (no AVX-512 BF16, no AMX) bf16 autocast made the face
+  GAN's step 24x slower and ``torch.compile`` 20% slower (after 90 s of compiling): both opt-in there.
+- everywhere but under ``--precision fp32``: nearest upsampling folded into one transposed convolution
+  (``models.dcgan.NearestUpsampling``), the same function for 4/9 of the multiply-adds.
+
+``--precision fp32`` asks for the reference computation: float32, the tensors' default layout, the
+upsampling as written, plain Adam, nothing compiled unless ``--compile`` is given: the numbers latentctl
+computed before any of this, bit for bit. Everything else changes results only by float rounding (or bf16's).
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from latentctl.errors import LatentctlError
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    """How the training step computes; resolved from ``--precision`` and ``--compile`` for a device."""
+
+    precision: str  # "fp32" or "bf16": the arithmetic of the forward passes; weights and Adam stay float32
+    channels_last: bool
+    folded_upsampling: bool
+    compile: bool
+    fused_adam: bool
+
+    def describe(self) -> str:
+        """A few words for the console: "bf16 autocast, channels-last, compiled", "float32 (reference)"."""
+        if self.precision == "fp32" and not (self.channels_last or self.folded_upsampling):
+            words = ["float32 (reference)"]
+        else:
+            words = ["bf16 autocast" if self.precision == "bf16" else "float32"]
+            words += ["channels-last"] * self.channels_last
+        return ", ".join(words + ["compiled"] * self.compile)
+
+    def summary(self) -> dict[str, Any]:
+        """What a model's training summary records of how it was trained: the precision, and the rest."""
+        return {"precision": self.precision,
+                "step": {"channels_last": self.channels_last, "folded_upsampling": self.folded_upsampling,
+                         "compile": self.compile, "fused_adam": self.fused_adam}}
+
+
+def resolve(precision: str, compile: bool | None, device: torch.device) -> StepSettings:
+    """Return the step settings for ``precision`` (auto|fp32|bf16) and ``compile`` (None: where it pays) on
+    ``device``: auto is bf16 on CUDA and float32 elsewhere; fp32 is the reference computation."""
+    if precision not in PRECISIONS:
+        raise LatentctlError(f"unknown precision {precision!r}", hint=f"use one of {', '.join(PRECISIONS)}")
+    cuda = device.type == "cuda"
+    if precision == "fp32":
+        return StepSettings("fp32", channels_last=False, folded_upsampling=False, compile=bool(compile),
+                            fused_adam=False)
+    return StepSettings("bf16" if precision == "bf16" or cuda else "fp32",
+                        channels_last=device.type in ("cuda", "cpu"), folded_upsampling=True,
+                        compile=cuda if compile is None else compile, fused_adam=cuda)
+
+
+def tune(device: torch.device) -> None:
+    """Process-wide settings that make the step faster on ``device``: cuDNN picks the fastest convolution
+    algorithm for each shape once (every step has the same shapes)."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
+def place(module: nn.Module, device: torch.device, settings: StepSettings) -> nn.Module:
+    """Move ``module`` to ``device`` in the step's layout (channels-last moves only 4-d weights)."""
+    if settings.channels_last:
+        return module.to(device, memory_format=torch.channels_last)
+    return module.to(device)
+
+
+def layout(images: torch.Tensor, settings: StepSettings) -> torch.Tensor:
+    """Return a batch (N, C, H, W) in the step's layout (a copy only when it is not already)."""
+    return images.contiguous(memory_format=torch.channels_last) if settings.channels_last else images
+
+
+def autocast(device: torch.device, settings: StepSettings) -> AbstractContextManager:
+    """The forward passes' arithmetic: bf16 autocast, or nothing (float32)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=settings.precision == "bf16")
+
+
+def compiled(module: nn.Module, settings: StepSettings) -> nn.Module:
+    """``module`` compiled with ``torch.compile`` when the settings ask for it (its parameters stay shared).
+
+    Where compiling fails (no working Triton or C++ compiler) the module runs as it is, with a warning:
+    compilation is a speed-up, never a reason for a run to stop."""
+    if not settings.compile:
+        return module
+    import torch._dynamo
+
+    torch._dynamo.config.suppress_errors = True
+    return torch.compile(module)  # type: ignore[return-value]
+
+
+def adam(parameters: Any, settings: StepSettings, **hyper: Any) -> torch.optim.Adam:
+    """Adam, with the fused kernel where the settings ask for it (the foreach one otherwise)."""
+    return torch.optim.Adam(parameters, fused=True if settings.fused_adam else None, **hyper)
+
+
+def match_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Give restored optimiser state (read back in the default layout) its parameter's layout, so a resumed
+    run steps exactly as an uninterrupted one, with the same kernels."""
+    for group in optimizer.param_groups:
+        for parameter in group["params"]:
+            for name, value in optimizer.state.get(parameter, {}).items():
+                if isinstance(value, torch.Tensor) and value.shape == parameter.shape and value.dim() == 4:
+                    optimizer.state[parameter][name] = torch.empty_like(parameter, dtype=value.dtype).copy_(value)
