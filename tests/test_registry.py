@@ -172,3 +172,31 @@ def test_the_registry_file_is_plain_json_with_absolute_paths(tiny_model, tmp_pat
     assert document["format"] == "latentctl.registry" and document["format_version"] == 1
     assert document["models"]["run"]["path"] == str((tmp_path / "run").resolve())
     assert document["models"]["run"]["source"] == "trained"
+
+
+def _register_many(home: str, folders: list[str]) -> None:
+    import os
+
+    os.environ["LATENTCTL_HOME"] = home
+    from latentctl import registry as child_registry
+
+    for folder in folders:
+        child_registry.register(Path(folder), "trained")
+
+
+def test_processes_registering_at_once_lose_no_entry(isolated_home, tmp_path):
+    # Pipelines train several models side by side; each run registers its folder when it ends. Every
+    # registration reads registry.json, adds its entry and writes it back: without a lock, two at once
+    # would each write the file without the other's entry.
+    import multiprocessing
+
+    jobs = [[str(tmp_path / f"run{job}-{index}") for index in range(12)] for job in range(4)]
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_register_many, args=(str(isolated_home), folders)) for folders in jobs]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+        assert process.exitcode == 0
+    registered = {entry.path.name for entry in registry.entries()}
+    assert registered == {Path(folder).name for folders in jobs for folder in folders}

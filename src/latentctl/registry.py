@@ -8,7 +8,9 @@ A name is found in this order:
    named ``user/repo`` or ``user/repo@revision``, whose files stay in the Hub cache.
 
 ``registry.json`` only maps names to folders; the models themselves are described by their own
-``config.json``. It is validated on every read and written atomically::
+``config.json``. It is validated on every read and written atomically, and changes hold a lock
+(``registry.json.lock``) from reading to writing, so that processes registering at once (training runs
+side by side in a pipeline) keep each other's entries::
 
     {"format": "latentctl.registry", "format_version": 1,
      "models": {"faces-run2": {"path": "/runs/faces2", "source": "trained", "added": "2025-01-31T12:00:00+00:00"},
@@ -19,9 +21,11 @@ A name is found in this order:
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,6 +35,7 @@ from latentctl import paths, store
 from latentctl.errors import LatentctlError
 
 REGISTRY_FILE = "registry.json"
+LOCK_FILE = "registry.json.lock"
 REGISTRY_FORMAT = "latentctl.registry"
 REGISTRY_VERSION = 1
 SOURCES = ("home", "trained", "imported", "hub")  # home: a folder in $LATENTCTL_HOME/models, never in the file
@@ -94,6 +99,11 @@ def register(path: Path, source: str, name: str | None = None, hub: dict[str, st
     path = Path(path).expanduser().resolve()
     if path.parent == models_home().resolve():
         return path.name
+    with _locked():
+        return _register(path, source, name, hub)
+
+
+def _register(path: Path, source: str, name: str | None, hub: dict[str, str] | None) -> str:
     registered = _read()
     for entry in registered.values():
         if entry.path == path and name in (None, entry.name):
@@ -122,11 +132,12 @@ def check_name(name: str) -> None:
 
 def forget(name: str) -> Entry:
     """Remove ``name`` from registry.json, keeping its files; return the entry."""
-    registered = _read()
-    if name not in registered:
-        raise _unknown(name)
-    entry = registered.pop(name)
-    _write(registered)
+    with _locked():
+        registered = _read()
+        if name not in registered:
+            raise _unknown(name)
+        entry = registered.pop(name)
+        _write(registered)
     return entry
 
 
@@ -248,6 +259,38 @@ def _read() -> dict[str, Entry]:
             raise bad(f"the entry {name!r} needs a \"path\" and a \"source\" ({', '.join(SOURCES[1:])})")
         found[name] = Entry(name, Path(item["path"]), item["source"], item.get("added"), dict(item.get("hub", {})))
     return found
+
+
+@contextlib.contextmanager
+def _locked() -> Iterator[None]:
+    """Hold the registry's lock (an exclusive lock on ``registry.json.lock``, waiting for it) while a change
+    reads, edits and writes registry.json. The lock goes with the process, so a crash never leaves it held."""
+    lock_path = paths.home() / LOCK_FILE
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+b") as lock:
+        if sys.platform == "win32":
+            import msvcrt
+
+            lock.seek(0)
+            while True:
+                try:
+                    msvcrt.locking(lock.fileno(), msvcrt.LK_LOCK, 1)  # retries for 10 s, then raises
+                    break
+                except OSError:
+                    continue
+            try:
+                yield
+            finally:
+                lock.seek(0)
+                msvcrt.locking(lock.fileno(), msvcrt.LK_UNLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
 def _write(registered: dict[str, Entry]) -> None:
