@@ -53,7 +53,7 @@ def steer(
         latentctl eval steer --judge judge --attribute Smiling --faces 200 --plot steer-eval.png --json
     """
     from latentctl import images as image_io
-    from latentctl.cli.steer import _directions, _load_session
+    from latentctl.cli.steer import load_session, session_directions
     from latentctl.latent.attributes import check_pair
     from latentctl.latent.steer import SteerSettings
     from latentctl.latent.steer_eval import evaluate_steering, readable_attributes
@@ -61,7 +61,7 @@ def steer(
 
     if plot is not None:
         image_io.check_writable(plot)
-    session = _load_session(model, classifier, device, attribute or DEFAULT_ATTRIBUTES, None)
+    session = load_session(model, classifier, device, attribute or DEFAULT_ATTRIBUTES, None)
     judge_dir = paths.resolve_model(judge, "")
     judge_model, judge_config = load_model(judge_dir, "classifier", session["device"], option="--judge")
     check_pair(session["config"], judge_config, session["model_dir"], judge_dir, option="--judge")
@@ -76,7 +76,7 @@ def steer(
                              hint="use a judge trained on the same attributes")
     readable = readable_attributes(judge_config.labels, judge_config.training.get("validation", {})
                                    .get("balanced_accuracy"))
-    directions = _directions(session, samples)
+    directions = session_directions(session, samples)
     settings = SteerSettings(steps=steps, strength=strength, frames=2, seed=seed)  # first and last frame
     console.info(f"steering {faces} faces towards each of {', '.join(targets)}: 2 methods x keep-others "
                  f"{keep_others:g} and 0, judged by {judge_dir} on {len(readable)} attributes it reads")

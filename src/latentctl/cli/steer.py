@@ -103,7 +103,7 @@ def steer(
     image_io.check_writable(out)
     if out.suffix.lower() not in (".png", ".gif"):
         raise typer.BadParameter(f"{out.name}: end the output name in .png or .gif", param_hint="OUT")
-    session = _load_session(model, classifier, device, to, away_from)
+    session = load_session(model, classifier, device, to, away_from)
     generator, config = session["generator"], session["config"]
     if from_noise is not None:
         noise = load_latents(from_noise, config.latent_dim)
@@ -115,7 +115,7 @@ def steer(
                              until=until, frames=frames, seed=seed)
     direction = None
     if method is Method.direction:
-        fitted = _directions(session, samples)
+        fitted = session_directions(session, samples)
         direction = fitted.move([(t.index, t.sign) for t in session["targets"]], keep=keep_others > 0)
     console.info(f"steering {noise.shape[0]} face(s) {_describe(session['targets'])} "
                  f"({method.value}, {steps} steps, strength {strength:g}, keep-others {keep_others:g})")
@@ -188,9 +188,10 @@ def _percent(value: float | None) -> str:
 
 # ------------------------------------------------------------------------------------------------ shared
 
-def _load_session(model: Path | None, classifier: Path | None, device: str, to: list[str] | None,
+def load_session(model: Path | None, classifier: Path | None, device: str, to: list[str] | None,
                   away_from: list[str] | None) -> dict[str, Any]:
-    """Load the generator and the classifier, check they pair, and resolve the target names."""
+    """Load the generator and the classifier, check they pair, and resolve the target names (usage errors
+    name the flag). Shared with ``eval steer``."""
     from latentctl.device import resolve_device
     from latentctl.latent.attributes import check_pair, match_attribute
     from latentctl.latent.steer import Target
@@ -227,7 +228,9 @@ def _load_session(model: Path | None, classifier: Path | None, device: str, to: 
             "names": names, "targets": targets, "device": torch_device}
 
 
-def _directions(session: dict[str, Any], samples: int):
+def session_directions(session: dict[str, Any], samples: int):
+    """Return the attribute directions of the session's generator and classifier: cached, or fitted now on
+    ``samples`` generated faces (saying so on stderr). Shared with ``eval steer``."""
     from latentctl.latent.attributes import load_directions
 
     fitted, _ = load_directions(
