@@ -109,6 +109,13 @@ def test_ranks_hold_identical_networks_after_training(resume_scenarios):
         assert rank0[scenario] == rank1[scenario], scenario
 
 
+def test_ranks_share_the_validation_split_and_report_what_one_process_would(resume_scenarios):
+    rank0, rank1 = resume_scenarios
+    assert rank0["classifier_validation_read"] == [31, 31] and rank1["classifier_validation_read"] == [32, 32]
+    assert rank0["classifier_validation"]["images"] == 63
+    assert rank0["classifier_validation"] == rank1["classifier_validation"] == rank0["classifier_validation_whole"]
+
+
 def test_a_distributed_run_resumes_bit_for_bit_with_as_many_processes(resume_scenarios):
     found = resume_scenarios[0]
     assert found["resumed"] == found["straight"]

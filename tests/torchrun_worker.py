@@ -21,8 +21,15 @@ import torch
 from conftest import TINY, random_digits
 from latentctl.errors import LatentctlError
 from latentctl.models.classifier import ClassifierConfig
+from latentctl.train import classifier as classifier_module
 from latentctl.train import distributed
-from latentctl.train.classifier import AttributeData, ClassifierOptions, ClassifierTrainer
+from latentctl.train.classifier import (
+    AttributeData,
+    ClassifierOptions,
+    ClassifierTrainer,
+    evaluate_classifier,
+    predict_present,
+)
 from latentctl.train.gan import GANTrainer, TrainOptions
 
 RANK = int(os.environ.get("RANK", "0"))
@@ -61,7 +68,8 @@ def random_attributes(n: int = 256) -> AttributeData:
     generator = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (n, 3, 32, 32), generator=generator, dtype=torch.uint8)
     attributes = torch.randint(0, 2, (n, 4), generator=generator, dtype=torch.uint8)
-    return AttributeData(images[:192], attributes[:192], images[192:], attributes[192:], list("abcd"), 178,
+    # 63 validation images: the two ranks read 31 and 32 of them
+    return AttributeData(images[:193], attributes[:193], images[193:], attributes[193:], list("abcd"), 178,
                          {"name": "random", "sha256": "0"})
 
 
@@ -101,8 +109,20 @@ def run_resume_scenarios(root: Path) -> None:
     classifier_options = ClassifierOptions(epochs=2, batch_size=32, seed=1, log_every=2)
     straight_classifier = ClassifierTrainer(classifier, classifier_options, attributes, root / "c-straight", device,
                                             dist=group)
+    read = []  # the validation images this rank ran the model on, per epoch
+
+    def counting(model, images, batch_size):
+        read.append(len(images))
+        return predict_present(model, images, batch_size)
+
+    classifier_module.predict_present = counting
     straight_classifier.train()
+    classifier_module.predict_present = predict_present
+    found["classifier_validation_read"] = read
     found["classifier_straight"] = hashes(straight_classifier)
+    found["classifier_validation"] = straight_classifier.metrics  # each rank read half the split
+    found["classifier_validation_whole"] = evaluate_classifier(  # one process reading all of it
+        straight_classifier.model, attributes.val_images, attributes.val_attributes, names=attributes.names)
     half_classifier = ClassifierTrainer(classifier, dataclasses.replace(classifier_options, epochs=1), attributes,
                                         root / "c-resumed", device, dist=group)
     half_classifier.train()

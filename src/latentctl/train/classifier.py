@@ -247,9 +247,7 @@ class ClassifierTrainer:
     def _finish_epoch(self, seconds: float) -> ClassifierEpochReport:
         loss = self._running_mean()
         started = time.perf_counter()
-        self.dist.sync_buffers(self.model)  # every rank evaluates rank 0's model, and gets the same numbers
-        metrics = evaluate_classifier(self.model, self.val_images, self.data.val_attributes, EVAL_BATCH,
-                                      names=self.data.names)
+        metrics = self.validate()
         self.epoch += 1
         self.step_in_epoch = 0
         self.loss_sum.zero_()
@@ -260,6 +258,22 @@ class ClassifierTrainer:
         self.save_checkpoint()
         return ClassifierEpochReport(self.epoch, loss, metrics["mean_accuracy"], metrics["mean_balanced_accuracy"],
                                      seconds)
+
+    def validate(self) -> dict[str, Any]:
+        """Return the validation metrics of the model as it is (see :func:`evaluate_classifier`).
+
+        With several processes each reads its own share of the split and the counts are summed, so every
+        rank gets the numbers one process would compute on the whole split, in 1/world_size of the time."""
+        self.dist.sync_buffers(self.model)  # every rank evaluates rank 0's model
+        count, ranks = self.val_images.shape[0], self.dist.world_size
+        start, end = self.dist.rank * count // ranks, (self.dist.rank + 1) * count // ranks
+        if count == 0:
+            raise LatentctlError("there are no images to evaluate the classifier on",
+                                 hint="the validation split is empty: check the dataset's partition file")
+        predicted = (predict_present(self.model, self.val_images[start:end], EVAL_BATCH) if end > start
+                     else torch.zeros(0, len(self.data.names), dtype=torch.bool))  # fewer images than ranks
+        counts = attribute_counts(predicted, _tensor(self.data.val_attributes[start:end]).cpu().bool())
+        return metrics_from_counts(self.dist.sum(counts), self.data.names)
 
     # ------------------------------------------------------------------------------------------ outputs
 
@@ -386,20 +400,26 @@ def evaluate_classifier(model: AttributeClassifier, images_uint8: torch.Tensor |
     {name: count}, "mean_accuracy": ..., "mean_balanced_accuracy": ...}``, named by ``names`` (default:
     "0", "1", ...). Runs in eval mode, in batches on the model's device; the model's mode is restored.
     """
-    count = len(images_uint8)
-    if count == 0:
+    if len(images_uint8) == 0:
         raise LatentctlError("there are no images to evaluate the classifier on",
                              hint="the validation split is empty: check the dataset's partition file")
+    predicted = predict_present(model, images_uint8, batch_size)
+    return attribute_metrics(predicted, _tensor(attributes).cpu().bool(), names)
+
+
+def predict_present(model: AttributeClassifier, images_uint8: torch.Tensor | np.ndarray,
+                    batch_size: int = EVAL_BATCH) -> torch.Tensor:
+    """Return which attributes ``model`` reads as present (probability > 0.5) in uint8 images (N, C, S, S):
+    bool (N, A) on the CPU. Runs in eval mode, in batches on the model's device; the model's mode is restored."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     try:
-        predicted = torch.cat([model(to_unit_range(_tensor(images_uint8[start:start + batch_size]).to(device))) > 0
-                               for start in range(0, count, batch_size)]).cpu()
+        with torch.inference_mode():
+            return torch.cat([model(to_unit_range(_tensor(images_uint8[start:start + batch_size]).to(device))) > 0
+                              for start in range(0, len(images_uint8), batch_size)]).cpu()
     finally:
         model.train(was_training)
-    truth = _tensor(attributes).cpu().bool()
-    return attribute_metrics(predicted, truth, names)
 
 
 def attribute_metrics(predicted: torch.Tensor, truth: torch.Tensor,
@@ -410,16 +430,28 @@ def attribute_metrics(predicted: torch.Tensor, truth: torch.Tensor,
     two classes is absent (no image has the attribute, or every one has it) its rate is undefined, and the
     balanced accuracy is the rate of the class present, which then equals the accuracy.
     """
-    names = list(names) if names is not None else [str(i) for i in range(truth.shape[1])]
+    return metrics_from_counts(attribute_counts(predicted, truth), names)
+
+
+def attribute_counts(predicted: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """Return int64 (4, A): per attribute, the true positives, true negatives, positives and negatives of
+    boolean predictions (N, A) against truth (N, A). Counts of parts of a set add up to the whole set's."""
     correct = predicted == truth
-    positives, negatives = truth.sum(0), (~truth).sum(0)
-    true_positive_rate = (correct & truth).sum(0) / positives.clamp(min=1)
-    true_negative_rate = (correct & ~truth).sum(0) / negatives.clamp(min=1)
+    return torch.stack([(correct & truth).sum(0), (correct & ~truth).sum(0), truth.sum(0), (~truth).sum(0)])
+
+
+def metrics_from_counts(counts: torch.Tensor, names: Sequence[str] | None = None) -> dict[str, Any]:
+    """Return the metrics of :func:`attribute_metrics` from :func:`attribute_counts`'s (4, A) counts."""
+    names = list(names) if names is not None else [str(i) for i in range(counts.shape[1])]
+    true_positives, true_negatives, positives, negatives = counts.cpu().unbind(0)
+    images = int((positives + negatives)[0]) if counts.shape[1] else 0
+    true_positive_rate = true_positives / positives.clamp(min=1)
+    true_negative_rate = true_negatives / negatives.clamp(min=1)
     balanced = torch.where(positives == 0, true_negative_rate,
                            torch.where(negatives == 0, true_positive_rate,
                                        (true_positive_rate + true_negative_rate) / 2))
-    accuracy = correct.float().mean(0)
-    return {"images": int(truth.shape[0]),
+    accuracy = (true_positives + true_negatives).float() / max(images, 1)
+    return {"images": images,
             "accuracy": dict(zip(names, accuracy.tolist(), strict=True)),
             "balanced_accuracy": dict(zip(names, balanced.tolist(), strict=True)),
             "positives": dict(zip(names, positives.tolist(), strict=True)),

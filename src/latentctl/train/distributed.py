@@ -128,6 +128,16 @@ class Distributed:
             for buffer in module.buffers():
                 dist.broadcast(buffer, src=0)
 
+    def sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Return ``tensor`` summed over the ranks (itself in one process), on its own device."""
+        if not self.enabled:
+            return tensor
+        import torch.distributed as dist
+
+        total = tensor.to(_collective_device(), copy=True)
+        dist.all_reduce(total)
+        return total.to(tensor.device)
+
     def gather(self, tensor: torch.Tensor) -> list[torch.Tensor]:
         """Return every rank's ``tensor`` (same shape and type on all), in rank order, on the CPU."""
         if not self.enabled:
