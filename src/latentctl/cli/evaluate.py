@@ -11,6 +11,7 @@ from latentctl import console, paths
 from latentctl.cli.options import Device, Json, Seed
 from latentctl.cli.steer import Classifier, FaceModel, KeepOthers, Samples, Steps, Strength
 from latentctl.errors import LatentctlError
+from latentctl.latent import DEFAULT_STRENGTH
 
 app = typer.Typer(help="Measure what the models do.", no_args_is_help=True)
 
@@ -30,7 +31,7 @@ def steer(
     faces: Annotated[int, typer.Option("--faces", min=1, max=10_000, help="Faces per attribute, among those the "
                                        "judge reads as not having it.")] = 64,
     steps: Steps = 40,
-    strength: Strength = 8.0,
+    strength: Strength = DEFAULT_STRENGTH,
     keep_others: KeepOthers = 0.3,
     samples: Samples = 10_000,
     plot: Annotated[Path | None, typer.Option("--plot", help="Also draw the table as a bar chart (PNG).",

@@ -11,6 +11,7 @@ import typer
 from latentctl import console, paths
 from latentctl.cli.options import Device, Json, Seed
 from latentctl.errors import LatentctlError
+from latentctl.latent import DEFAULT_STRENGTH
 
 FaceModel = Annotated[Path | None, typer.Option("--model", help="Face GAN folder, a name from 'latentctl "
                                                 "models list', or a Hub repo user/repo[@rev] "
@@ -63,7 +64,7 @@ def steer(
                                            "classifier's gradient; direction: move along a fitted linear "
                                            "direction (instant once fitted).")] = Method.gradient,
     steps: Steps = 40,
-    strength: Strength = 8.0,
+    strength: Strength = DEFAULT_STRENGTH,
     keep_others: KeepOthers = 0.3,
     until: Annotated[float | None, typer.Option("--until", min=0.5, max=0.999, rich_help_panel="Steering",
                                                 help="Stop a face once every target's probability is past P "

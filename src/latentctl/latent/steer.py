@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 import torch
 
+from latentctl.latent import DEFAULT_STRENGTH
+
 METHODS = ("gradient", "direction")
 
 
@@ -51,7 +53,7 @@ class SteerSettings:
 
     method: str = "gradient"
     steps: int = 40
-    strength: float = 4.0  # latent distance travelled over all steps
+    strength: float = DEFAULT_STRENGTH  # latent distance travelled over all steps
     keep_others: float = 0.3  # weight of the keep-the-others term (gradient); > 0 projects (direction)
     prior: float = 1.0  # weight of the stay-on-the-shell term (gradient)
     until: float | None = None  # stop a face once every target's probability is past this
