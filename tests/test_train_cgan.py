@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -200,3 +201,31 @@ def test_ctrl_c_never_aborts_a_checkpoint_being_written(tmp_path):
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.1)
+
+
+def test_a_full_disk_is_one_line_keeps_the_last_checkpoint_and_resume_finishes(cli, digits, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    assert train(cli, digits, out, "--epochs", "1").exit_code == 0
+    before = {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()}
+
+    import safetensors.torch
+
+    def no_space(tensors, filename, metadata=None):
+        raise OSError(errno.ENOSPC, "No space left on device", filename)
+
+    monkeypatch.setattr(safetensors.torch, "save_file", no_space)
+    full = train(cli, digits, out, "--resume", "--epochs", "2")
+    assert full.exit_code == 1
+    error, hint = full.stderr.strip().splitlines()[-2:]  # the message is the last thing said, in two lines
+    assert error == f"error: the disk is full: {out / 'training_state.safetensors'}"  # the file, not a temporary
+    assert hint.startswith("hint: free some space") and "Traceback" not in full.output
+    after = {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()}
+    assert after.keys() == before.keys()  # no temporary file left behind
+    checkpoint = [name for name in before if name != "loss.png"]  # the curve is redrawn with the next save
+    assert {name: after[name] for name in checkpoint} == {name: before[name] for name in checkpoint}
+    store.load_model(out, "cgan")
+
+    monkeypatch.undo()
+    resumed = train(cli, digits, out, "--resume", "--epochs", "2", "--json")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["epoch"] == 2

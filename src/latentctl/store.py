@@ -112,6 +112,10 @@ def atomic_path(path: Path) -> Iterator[Path]:
             os.fsync(written.fileno())
         os.chmod(temporary_path, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would
         os.replace(temporary_path, path)
+    except OSError as error:
+        if error.filename in (temporary, str(temporary_path)):  # say which file could not be written
+            raise OSError(error.errno, error.strerror, str(path)) from error
+        raise
     finally:
         temporary_path.unlink(missing_ok=True)
 
