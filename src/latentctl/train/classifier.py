@@ -264,12 +264,12 @@ class ClassifierTrainer:
 
         With several processes each reads its own share of the split and the counts are summed, so every
         rank gets the numbers one process would compute on the whole split, in 1/world_size of the time."""
-        self.dist.sync_buffers(self.model)  # every rank evaluates rank 0's model
         count, ranks = self.val_images.shape[0], self.dist.world_size
-        start, end = self.dist.rank * count // ranks, (self.dist.rank + 1) * count // ranks
         if count == 0:
             raise LatentctlError("there are no images to evaluate the classifier on",
                                  hint="the validation split is empty: check the dataset's partition file")
+        self.dist.sync_buffers(self.model)  # every rank evaluates rank 0's model
+        start, end = self.dist.rank * count // ranks, (self.dist.rank + 1) * count // ranks
         predicted = (predict_present(self.model, self.val_images[start:end], EVAL_BATCH) if end > start
                      else torch.zeros(0, len(self.data.names), dtype=torch.bool))  # fewer images than ranks
         counts = attribute_counts(predicted, _tensor(self.data.val_attributes[start:end]).cpu().bool())
