@@ -69,8 +69,7 @@ class ClassifierOptions:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2 or self.log_every < 1:
             raise LatentctlError("epochs and log-every must be >= 1 and batch size >= 2")
-        if self.precision not in speed.PRECISIONS:
-            raise LatentctlError(f"precision must be one of {', '.join(speed.PRECISIONS)}, not {self.precision!r}")
+        speed.check_precision(self.precision)
         if not self.lr > 0:
             raise LatentctlError("the learning rate must be > 0")
 
@@ -265,9 +264,7 @@ class ClassifierTrainer:
         With several processes each reads its own share of the split and the counts are summed, so every
         rank gets the numbers one process would compute on the whole split, in 1/world_size of the time."""
         count, ranks = self.val_images.shape[0], self.dist.world_size
-        if count == 0:
-            raise LatentctlError("there are no images to evaluate the classifier on",
-                                 hint="the validation split is empty: check the dataset's partition file")
+        _check_not_empty(count)
         self.dist.sync_buffers(self.model)  # every rank evaluates rank 0's model
         start, end = self.dist.rank * count // ranks, (self.dist.rank + 1) * count // ranks
         predicted = (predict_present(self.model, self.val_images[start:end], EVAL_BATCH) if end > start
@@ -400,11 +397,15 @@ def evaluate_classifier(model: AttributeClassifier, images_uint8: torch.Tensor |
     {name: count}, "mean_accuracy": ..., "mean_balanced_accuracy": ...}``, named by ``names`` (default:
     "0", "1", ...). Runs in eval mode, in batches on the model's device; the model's mode is restored.
     """
-    if len(images_uint8) == 0:
-        raise LatentctlError("there are no images to evaluate the classifier on",
-                             hint="the validation split is empty: check the dataset's partition file")
+    _check_not_empty(len(images_uint8))
     predicted = predict_present(model, images_uint8, batch_size)
     return attribute_metrics(predicted, _tensor(attributes).cpu().bool(), names)
+
+
+def _check_not_empty(count: int) -> None:
+    if count == 0:
+        raise LatentctlError("there are no images to evaluate the classifier on",
+                             hint="the validation split is empty: check the dataset's partition file")
 
 
 def predict_present(model: AttributeClassifier, images_uint8: torch.Tensor | np.ndarray,

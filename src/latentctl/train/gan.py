@@ -69,8 +69,7 @@ class TrainOptions:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2 or self.sample_every < 1 or self.log_every < 1:
             raise LatentctlError("epochs, sample-every and log-every must be >= 1 and batch size >= 2")
-        if self.precision not in speed.PRECISIONS:
-            raise LatentctlError(f"precision must be one of {', '.join(speed.PRECISIONS)}, not {self.precision!r}")
+        speed.check_precision(self.precision)
         if not (self.lr > 0 and 0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and 0 <= self.ema_decay < 1
                 and self.mode_seeking >= 0):
             raise LatentctlError("learning rate must be > 0; betas and EMA decay in [0, 1); mode seeking >= 0")

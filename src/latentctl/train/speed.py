@@ -55,11 +55,16 @@ class StepSettings:
                          "compile": self.compile, "fused_adam": self.fused_adam}}
 
 
+def check_precision(precision: str) -> None:
+    """Raise a LatentctlError unless ``precision`` is one of PRECISIONS."""
+    if precision not in PRECISIONS:
+        raise LatentctlError(f"unknown precision {precision!r}", hint=f"use one of {', '.join(PRECISIONS)}")
+
+
 def resolve(precision: str, compile: bool | None, device: torch.device) -> StepSettings:
     """Return the step settings for ``precision`` (auto|fp32|bf16) and ``compile`` (None: where it pays) on
     ``device``: auto is bf16 on CUDA and float32 elsewhere; fp32 is the reference computation."""
-    if precision not in PRECISIONS:
-        raise LatentctlError(f"unknown precision {precision!r}", hint=f"use one of {', '.join(PRECISIONS)}")
+    check_precision(precision)
     cuda = device.type == "cuda"
     if precision == "fp32":
         return StepSettings("fp32", channels_last=False, folded_upsampling=False, compile=bool(compile),
