@@ -22,6 +22,7 @@ side by side in a pipeline) keep each other's entries::
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
 import sys
@@ -268,29 +269,30 @@ def _locked() -> Iterator[None]:
     lock_path = paths.home() / LOCK_FILE
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a+b") as lock:
-        if sys.platform == "win32":
-            import msvcrt
+        _lock_file(lock.fileno(), True)
+        try:
+            yield
+        finally:
+            _lock_file(lock.fileno(), False)
 
-            lock.seek(0)
-            while True:
-                try:
-                    msvcrt.locking(lock.fileno(), msvcrt.LK_LOCK, 1)  # retries for 10 s, then raises
-                    break
-                except OSError:
-                    continue
-            try:
-                yield
-            finally:
-                lock.seek(0)
-                msvcrt.locking(lock.fileno(), msvcrt.LK_UNLCK, 1)
-        else:
-            import fcntl
 
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+def _lock_file(descriptor: int, take: bool) -> None:
+    """Take (waiting as long as it takes) or release the exclusive lock on an open file."""
+    if sys.platform == "win32":
+        import msvcrt
+
+        os.lseek(descriptor, 0, os.SEEK_SET)  # msvcrt locks bytes from the current position
+        while True:
             try:
-                yield
-            finally:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+                msvcrt.locking(descriptor, msvcrt.LK_LOCK if take else msvcrt.LK_UNLCK, 1)
+                return
+            except OSError:  # LK_LOCK gives up after 10 s: keep waiting
+                if not take:
+                    raise
+    else:
+        import fcntl
+
+        fcntl.flock(descriptor, fcntl.LOCK_EX if take else fcntl.LOCK_UN)
 
 
 def _write(registered: dict[str, Entry]) -> None:
