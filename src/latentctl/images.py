@@ -116,8 +116,6 @@ def plot_curves(series: dict[str, Sequence[float]], path: Path, title: str, x_la
     return save_image(picture, path)
 
 
-
-
 def plot_bars(panels: dict[str, dict[str, dict[str, float]]], path: Path, title: str,
               panel_height: int = 220, width: int = 760) -> Path:
     """Draw grouped bar charts, one panel per metric: ``{panel: {group: {series: value}}}``, values in [0, 1]."""

@@ -86,7 +86,6 @@ def crop_and_resize(image: Image.Image, size: int = DEFAULT_SIZE, crop: int = DE
     return image.convert("RGB").resize((size, size), Image.Resampling.LANCZOS, box=box)
 
 
-
 def resize_then_crop(image: Image.Image, size: int) -> Image.Image:
     """Return ``image`` as torchvision's ``Resize(size)`` then ``CenterCrop(size)`` make it (bilinear).
 
@@ -102,6 +101,7 @@ def resize_then_crop(image: Image.Image, size: int) -> Image.Image:
     image = image.resize(resized, Image.Resampling.BILINEAR)
     left, top = int(round((resized[0] - size) / 2.0)), int(round((resized[1] - size) / 2.0))
     return image.crop((left, top, left + size, top + size))
+
 
 @dataclass
 class PreparedCelebA:
