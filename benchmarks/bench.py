@@ -383,6 +383,10 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     cuda = device.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     torch.set_float32_matmul_precision("high")  # as the train commands do
+    if job.get("no_native_bf16"):
+        from latentctl.train import speed
+
+        speed.cpu_has_native_bf16 = lambda: False
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     extra: dict[str, Any] = {}
@@ -439,7 +443,8 @@ def jobs_for(plan: Plan, data: dict[str, Any], cases: list[str]) -> list[dict[st
                      "items": steps * batch})
         for variant in plan.extra:
             jobs.append({**common, "case": case, "kind": "latentctl", "label": f"latentctl {variant}",
-                         "steps": steps, "items": steps * batch, "options": variant_options(variant)})
+                         "steps": steps, "items": steps * batch, "options": variant_options(variant),
+                         "no_native_bf16": variant in NO_NATIVE_BF16})
     if "prepare" in cases:
         jobs.append({"device": "cpu", "case": "prepare", "kind": "prepare", "label": "latentctl",
                      "images": plan.prepare_images, "items": plan.prepare_images,
@@ -454,7 +459,9 @@ def jobs_for(plan: Plan, data: dict[str, Any], cases: list[str]) -> list[dict[st
 
 
 VARIANTS = {"fp32": {"precision": "fp32"}, "bf16": {"precision": "bf16"}, "compile": {"compile": True},
-            "no-compile": {"compile": False}}
+            "no-compile": {"compile": False},
+            "float32": {}}  # auto as on a CPU without bf16 instructions: channels-last float32
+NO_NATIVE_BF16 = {"float32"}  # variants that run as if the CPU had no bf16 instructions
 
 
 def variant_options(variant: str) -> dict[str, Any]:
@@ -524,9 +531,12 @@ def plot_title(about: dict[str, Any], device: str) -> str:
 def machine() -> dict[str, Any]:
     import torch
 
+    from latentctl.train import speed
+
     about = {"python": platform.python_version(), "torch": torch.__version__, "cpus": os.cpu_count(),
              "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
-             "cpu_capability": torch.backends.cpu.get_cpu_capability(), "load": os.getloadavg()}
+             "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu_native_bf16": speed.cpu_has_native_bf16(),
+             "load": os.getloadavg()}
     if Path("/proc/cpuinfo").is_file():
         names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                  if line.startswith("model name")]
@@ -545,7 +555,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="run every measurement N times, interleaved; "
                         "report the best (for a machine that other work disturbs)")
     parser.add_argument("--extra", default="fp32", help="latentctl variants to time as well, comma-separated, "
-                        "from fp32 (the reference computation), bf16, compile, no-compile; '' for none")
+                        "from fp32 (the reference computation), bf16, float32 (auto as on a CPU without bf16 "
+                        "instructions), compile, no-compile; '' for none")
     parser.add_argument("--json", type=Path, help="write the results and the machine's description here")
     parser.add_argument("--plot", type=Path, help="draw the training speeds into this PNG")
     parser.add_argument("--job", action="store_true", help=argparse.SUPPRESS)  # internal: one measurement, from stdin
@@ -560,7 +571,8 @@ def main() -> None:
         parser.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
     plan = make_plan(args)
     about = machine()
-    print(f"# {about['cpu']}, {about['cpus']} CPUs ({about['cpu_capability']}), {about.get('gpu', 'no GPU')}, "
+    bf16 = ", bf16 instructions" if about["cpu_native_bf16"] else ""
+    print(f"# {about['cpu']}, {about['cpus']} CPUs ({about['cpu_capability']}{bf16}), {about.get('gpu', 'no GPU')}, "
           f"torch {about['torch']}; device {plan.device}; load average {about['load'][0]:.2f}", file=sys.stderr)
     started = time.perf_counter()
     results = []

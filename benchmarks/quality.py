@@ -1,13 +1,20 @@
-"""Does a faster training step train as good a model? The demo's digit cGAN, trained once per precision.
+"""Does a faster training step train as good a model? The demo's models, trained once per precision.
 
-Trains the conditional DCGAN of ``latentctl demo`` (synthetic digits, width 32, batch 64) with each
-``--precision`` from the same seed, then scores every generator the demo's way: the share of generated
-digits an independent classifier (trained on the dataset's own images) reads as the requested digit, and
-the variety within a digit (mean L1 distance between two images of one digit; the real digits' for scale).
-Prints a markdown table with the training images/s beside the scores.
+Digits: the conditional DCGAN of ``latentctl demo`` (synthetic digits, width 32, batch 64), trained with each
+``--precision`` from the same seed and scored the demo's way: the share of generated digits an independent
+classifier (trained on the dataset's own images) reads as the requested digit, and the variety within a digit
+(mean L1 distance between two images of one digit; the real digits' for scale).
 
-    python benchmarks/quality.py                                  # fp32 (the reference) and auto, CPU or GPU
-    python benchmarks/quality.py --device cuda --precisions fp32,bf16 --epochs 10
+Faces: the demo's face part (synthetic faces at 32x32), per precision an attribute classifier (its mean
+balanced accuracy over the drawn attributes on the validation split) and a face GAN, whose faces are read by
+one reader for all precisions (the classifier trained with the first precision listed, so the GANs are
+compared through the same eyes): the shares of Male, Smiling and Eyeglasses against the real faces', and the
+variety (mean L1 between two faces).
+
+Prints a markdown table per part with the training images/s beside the scores.
+
+    python benchmarks/quality.py                                  # both parts, fp32 (the reference) and auto
+    python benchmarks/quality.py --parts digits --device cuda --precisions fp32,bf16 --epochs 10
 """
 
 from __future__ import annotations
@@ -19,54 +26,109 @@ from pathlib import Path
 
 import torch
 
+from latentctl.cli import demo
+from latentctl.data.prepare import ensure_prepared
 from latentctl.data.synth_digits import synth_digits
+from latentctl.data.synth_faces import synth_faces
 from latentctl.evaluate import conditional_accuracy, fit_digit_classifier, to_unit_range, within_label_diversity
+from latentctl.faces_eval import KEY_ATTRIBUTES, score_faces
 from latentctl.latent.sampling import generate, noise_for_seeds
-from latentctl.train.cgan import default_config, load_digits
+from latentctl.models.classifier import ClassifierConfig
+from latentctl.train import cgan, faces
+from latentctl.train.classifier import AttributeData, ClassifierOptions, ClassifierTrainer
 from latentctl.train.gan import GANTrainer, TrainOptions
 
-WIDTH, TRAIN_IMAGES, TEST_IMAGES = 32, 12_000, 2_000  # latentctl demo's digit part
+DIGITS, TEST_DIGITS, DIGIT_WIDTH = demo.DEMO_TRAIN_IMAGES, demo.DEMO_TEST_IMAGES, demo.DEMO_WIDTH
+FACES, FACE_SIZE, FACE_WIDTH = demo.DEMO_FACES, demo.DEMO_FACE_SIZE, demo.DEMO_FACE_WIDTH
+
+
+def digits(folder: Path, device: torch.device, precisions: list[str], epochs: int, seed: int) -> None:
+    root = folder / "digits"
+    synth_digits(root, n_train=DIGITS, n_test=TEST_DIGITS, seed=seed)
+    train, test = cgan.load_digits(root), cgan.load_digits(root, "test")
+    judge = fit_digit_classifier(train.images, train.labels, epochs=3, seed=seed + 1, device=device)
+    real_variety = within_label_diversity(to_unit_range(test.images), test.labels)
+    rows = []
+    for precision in precisions:
+        options = TrainOptions(epochs=epochs, batch_size=64, seed=seed, sample_every=epochs, precision=precision)
+        trainer = GANTrainer(cgan.default_config(gen_width=DIGIT_WIDTH, disc_width=DIGIT_WIDTH), options, train,
+                             folder / f"cgan-{precision}", device)
+        started = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - started
+        generator = trainer.ema
+        score = conditional_accuracy(generator, judge, trainer.config.latent_dim, classes=10, per_label=100,
+                                     judge_test=(test.images, test.labels))
+        labels = torch.arange(10).repeat_interleave(50)
+        variety = within_label_diversity(generate(generator, noise_for_seeds(range(50_000, 50_500), 100), labels),
+                                         labels)
+        last = trainer.epochs[-1]
+        rows.append(f"| {precision} ({trainer.step_settings.precision}) | {score.accuracy:.1%} | {variety:.3f} | "
+                    f"{last['loss_d']:.3f} / {last['loss_g']:.3f} | "
+                    f"{trainer.global_step * 64 / trainer.seconds:,.0f} | {seconds:.0f} s |")
+        print(f"# {rows[-1]}", flush=True)
+    print(f"\ndigits recognised by the judge (its accuracy on real test digits: {score.judge_accuracy:.1%}); "
+          f"variety of real digits {real_variety:.3f}; {epochs} epochs of {DIGITS:,} on {device}\n")
+    print("| --precision | recognised | variety | final loss D / G | training images/s | wall time |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print("\n".join(rows), flush=True)
+
+
+def face_part(folder: Path, device: torch.device, precisions: list[str], epochs: int, seed: int) -> None:
+    root = folder / "faces"
+    synth_faces(root, FACES, seed=seed, force=True)
+    prepared = ensure_prepared(root, FACE_SIZE)
+    rendered = [name for name in prepared.attribute_names if name not in prepared.not_rendered]
+    val_images, val_attributes = (torch.from_numpy(array) for array in prepared.select("val"))
+    reader, rows = None, []
+    for precision in precisions:
+        classifier_trainer = ClassifierTrainer(
+            ClassifierConfig(image_size=FACE_SIZE),
+            ClassifierOptions(epochs=demo.DEMO_CLASSIFIER_EPOCHS, seed=seed, precision=precision),
+            AttributeData.from_prepared(prepared), folder / f"classifier-{precision}", device)
+        classifier_trainer.train()
+        balanced = classifier_trainer.metrics["balanced_accuracy"]
+        classifier_accuracy = sum(balanced[name] for name in rendered) / len(rendered)
+        reader = classifier_trainer.model.eval() if reader is None else reader
+        options = TrainOptions(epochs=epochs, batch_size=64, flip=True, seed=seed, sample_every=epochs,
+                               precision=precision)
+        trainer = GANTrainer(faces.default_config(FACE_SIZE, 100, FACE_WIDTH, FACE_WIDTH), options,
+                             faces.faces_dataset(prepared), folder / f"gan-{precision}", device, kind="gan")
+        trainer.train()
+        score = score_faces(trainer.ema, trainer.config.latent_dim, reader, prepared.attribute_names, val_images,
+                            val_attributes, rendered)
+        shares = " | ".join(f"{score.generated[name]:.1%} ({score.real[name]:.1%})" for name in KEY_ATTRIBUTES)
+        rows.append(f"| {precision} ({trainer.step_settings.precision}) | {classifier_accuracy:.1%} | "
+                    f"{classifier_trainer.global_step * 64 / classifier_trainer.seconds:,.0f} | {shares} | "
+                    f"{score.variety_generated:.3f} ({score.variety_real:.3f}) | "
+                    f"{trainer.global_step * 64 / trainer.seconds:,.0f} |")
+        print(f"# {rows[-1]}", flush=True)
+    print(f"\n{FACES:,} synthetic faces at {FACE_SIZE}x{FACE_SIZE}: classifiers "
+          f"{demo.DEMO_CLASSIFIER_EPOCHS} epochs, GANs {epochs} epochs, on {device}; shares of 1,000 generated "
+          f"faces (of the real validation faces) as the {precisions[0]} classifier reads them\n")
+    print("| --precision | classifier balanced accuracy | classifier images/s | "
+          + " | ".join(KEY_ATTRIBUTES) + " | variety (real) | GAN images/s |")
+    print("| --- | ---: | ---: | " + "---: | " * len(KEY_ATTRIBUTES) + "---: | ---: |")
+    print("\n".join(rows), flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--parts", default="digits,faces", help="comma-separated, from digits, faces")
     parser.add_argument("--precisions", default="fp32,auto", help="comma-separated, from auto, fp32, bf16")
-    parser.add_argument("--epochs", type=int, default=10, help="the demo trains 10")
+    parser.add_argument("--epochs", type=int, default=demo.DEMO_EPOCHS,
+                        help=f"of the cGAN; the demo trains {demo.DEMO_EPOCHS}")
+    parser.add_argument("--face-epochs", type=int, default=demo.DEMO_FACE_EPOCHS,
+                        help=f"of the face GAN; the demo trains {demo.DEMO_FACE_EPOCHS}")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    device = torch.device(args.device)
+    device, precisions = torch.device(args.device), args.precisions.split(",")
     with tempfile.TemporaryDirectory(prefix="latentctl-quality-") as folder:
-        root = Path(folder) / "digits"
-        synth_digits(root, n_train=TRAIN_IMAGES, n_test=TEST_IMAGES, seed=args.seed)
-        train, test = load_digits(root), load_digits(root, "test")
-        judge = fit_digit_classifier(train.images, train.labels, epochs=3, seed=args.seed + 1, device=device)
-        real_variety = within_label_diversity(to_unit_range(test.images), test.labels)
-        rows = []
-        for precision in args.precisions.split(","):
-            options = TrainOptions(epochs=args.epochs, batch_size=64, seed=args.seed, sample_every=args.epochs,
-                                   precision=precision)
-            trainer = GANTrainer(default_config(gen_width=WIDTH, disc_width=WIDTH), options, train,
-                                 Path(folder) / precision, device)
-            started = time.perf_counter()
-            trainer.train()
-            seconds = time.perf_counter() - started
-            generator = trainer.ema
-            score = conditional_accuracy(generator, judge, trainer.config.latent_dim, classes=10, per_label=100,
-                                         judge_test=(test.images, test.labels))
-            labels = torch.arange(10).repeat_interleave(50)
-            variety = within_label_diversity(generate(generator, noise_for_seeds(range(50_000, 50_500), 100), labels),
-                                             labels)
-            last = trainer.epochs[-1]
-            rows.append(f"| {precision} ({trainer.step_settings.precision}) | {score.accuracy:.1%} | {variety:.3f} | "
-                        f"{last['loss_d']:.3f} / {last['loss_g']:.3f} | "
-                        f"{trainer.global_step * 64 / trainer.seconds:,.0f} | {seconds:.0f} s |")
-            print(f"# {rows[-1]}", flush=True)
-    print(f"digits recognised by the judge (its accuracy on real test digits: {score.judge_accuracy:.1%}); "
-          f"variety of real digits {real_variety:.3f}; {args.epochs} epochs of {TRAIN_IMAGES:,} on {device}\n")
-    print("| --precision | recognised | variety | final loss D / G | training images/s | wall time |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    print("\n".join(rows))
+        if "digits" in args.parts.split(","):
+            digits(Path(folder), device, precisions, args.epochs, args.seed)
+        if "faces" in args.parts.split(","):
+            face_part(Path(folder), device, precisions, args.face_epochs, args.seed)
 
 
 if __name__ == "__main__":

@@ -40,9 +40,36 @@ def test_auto_on_cuda_is_bf16_channels_last_compiled_with_fused_adam():
         "bf16", channels_last=True, folded_upsampling=True, compile=True, fused_adam=True)
 
 
-def test_auto_on_the_cpu_is_float32_channels_last_uncompiled():
+@pytest.fixture
+def no_native_bf16(monkeypatch):
+    """A CPU without bf16 instructions (AVX2): ``auto`` computes in float32 there."""
+    monkeypatch.setattr(speed, "cpu_has_native_bf16", lambda: False)
+
+
+def test_auto_on_a_cpu_without_native_bf16_is_float32_channels_last_uncompiled(no_native_bf16):
     assert speed.resolve("auto", None, CPU) == speed.StepSettings(
         "fp32", channels_last=True, folded_upsampling=True, compile=False, fused_adam=False)
+
+
+def test_auto_on_a_cpu_with_native_bf16_is_bf16_channels_last_uncompiled(monkeypatch):
+    monkeypatch.setattr(speed, "cpu_has_native_bf16", lambda: True)
+    assert speed.resolve("auto", None, CPU) == speed.StepSettings(
+        "bf16", channels_last=True, folded_upsampling=True, compile=False, fused_adam=False)
+    assert speed.resolve("fp32", None, CPU).precision == "fp32"
+
+
+def test_native_bf16_is_read_from_pytorchs_cpu_probes(monkeypatch):
+    for avx512_bf16, amx, expected in ((False, False, False), (True, False, True), (False, True, True)):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda value=avx512_bf16: value, raising=False)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda value=amx: value, raising=False)
+        assert speed.cpu_has_native_bf16() is expected
+
+
+def test_a_pytorch_without_the_cpu_probes_is_taken_to_have_no_native_bf16(monkeypatch):
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported", raising=False)
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)
+    assert speed.cpu_has_native_bf16() is False
+    assert speed.resolve("auto", None, CPU).precision == "fp32"
 
 
 @pytest.mark.parametrize("device", [CPU, CUDA])
@@ -77,7 +104,7 @@ def test_folding_keeps_the_weights_and_their_names():
     assert any(name.endswith(".1.weight") and generator.state_dict()[name].shape[-1] == 3 for name in names)
 
 
-def test_the_fast_cpu_step_trains_the_same_gan_as_the_reference_to_rounding(tmp_path):
+def test_the_fast_float32_cpu_step_trains_the_same_gan_as_the_reference_to_rounding(tmp_path, no_native_bf16):
     fast, reference = train_faces(tmp_path), train_faces(tmp_path, precision="fp32")
     assert fast.generator.net[3][1].weight.is_contiguous(memory_format=torch.channels_last)
     assert reference.generator.net[3][1].weight.is_contiguous()
@@ -89,7 +116,8 @@ def test_the_fast_cpu_step_trains_the_same_gan_as_the_reference_to_rounding(tmp_
     assert fast.epochs[-1]["loss_d"] == pytest.approx(reference.epochs[-1]["loss_d"], abs=1e-4)
 
 
-def test_the_fast_cpu_step_trains_the_same_classifier_as_the_reference_to_rounding(tmp_path):
+def test_the_fast_float32_cpu_step_trains_the_same_classifier_as_the_reference_to_rounding(tmp_path,
+                                                                                           no_native_bf16):
     generator = torch.Generator().manual_seed(3)
     images = torch.randint(0, 256, (160, 3, 32, 32), generator=generator, dtype=torch.uint8)
     attributes = (torch.rand(160, 40, generator=generator) < 0.3).to(torch.uint8)

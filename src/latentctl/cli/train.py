@@ -68,7 +68,8 @@ class Precision(str, Enum):
 
 PrecisionOption = Annotated[Precision, typer.Option(
     "--precision", rich_help_panel="Runtime",
-    help="auto: bf16 autocast on CUDA, float32 on the CPU, both with channels-last tensors (docs/performance.md). "
+    help="auto: bf16 autocast on CUDA and on CPUs with bf16 instructions (AVX-512 BF16 or AMX), float32 on other "
+         "CPUs, all with channels-last tensors (docs/performance.md). "
          "fp32: the reference computation, the same numbers as before any speed-up, bit for bit (slower). bf16: "
          "bf16 autocast anywhere (on CPUs without AVX-512 BF16 or AMX much slower).")]
 Compile = Annotated[bool | None, typer.Option(
