@@ -183,3 +183,27 @@ def test_a_set_too_big_for_the_gpu_stays_where_it_is_without_a_second_copy(monke
     images = torch.zeros(8, 3, 4, 4, dtype=torch.uint8)
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (100, 10_000))  # 100 bytes free
     assert place_images(images, CUDA) is images  # batches go over one at a time, through pinned memory
+
+
+def test_a_run_resumed_on_a_cpu_that_resolves_auto_differently_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(speed, "cpu_has_native_bf16", lambda: True)
+    out = train_faces(tmp_path).out_dir
+    assert json.loads((out / store.STATE_JSON_FILE).read_text())["precision"] == "bf16"
+    monkeypatch.setattr(speed, "cpu_has_native_bf16", lambda: False)
+    warnings: list[str] = []
+    resumed = GANTrainer.resume(out, random_faces(), CPU, epochs=2, warn=warnings.append)
+    assert resumed.step_settings.precision == "fp32"
+    assert any("trained in bf16 and continues in fp32" in warning for warning in warnings)
+
+
+def test_a_classifier_resumed_where_auto_resolves_the_same_gets_no_precision_warning(tmp_path):
+    generator = torch.Generator().manual_seed(3)
+    images = torch.randint(0, 256, (96, 3, 32, 32), generator=generator, dtype=torch.uint8)
+    attributes = (torch.rand(96, 40, generator=generator) < 0.3).to(torch.uint8)
+    data = AttributeData(images[:64], attributes[:64], images[64:], attributes[64:], [f"a{i}" for i in range(40)],
+                         178, {"name": "random"})
+    ClassifierTrainer(ClassifierConfig(image_size=32, width=8), ClassifierOptions(epochs=1, batch_size=32), data,
+                      tmp_path / "c", CPU).train()
+    warnings: list[str] = []
+    ClassifierTrainer.resume(tmp_path / "c", data, CPU, epochs=2, warn=warnings.append)
+    assert not any("continues in" in warning for warning in warnings)

@@ -327,7 +327,8 @@ class ClassifierTrainer:
         store.write_json(self.out_dir / store.STATE_JSON_FILE, {
             "kind": KIND, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
             "global_step": self.global_step, "seconds": self.seconds, "world_size": self.dist.world_size,
-            "options": asdict(self.options), "classifier": self.config.to_dict(), "preprocessing": self.preprocessing(),
+            "precision": self.step_settings.precision, "options": asdict(self.options),
+            "classifier": self.config.to_dict(), "preprocessing": self.preprocessing(),
             "dataset": self.data.fingerprint, "history": self.history, "epochs": self.epochs,
             "optimizer": optimizer_json})
         store.save_model(self.out_dir, self.model_config(), self.model)
@@ -356,6 +357,7 @@ class ClassifierTrainer:
                                  f"given is {data.image_size}px cropped to {data.crop}",
                                  hint=f"resume with --size {size} --crop {crop}")
         trainer = cls(config, options, data, out_dir, device, dist=dist)
+        speed.warn_if_precision_changed(state.get("precision"), trainer.step_settings, warn)
         if state.get("dataset", {}).get("sha256") != data.fingerprint.get("sha256"):
             warn("the dataset differs from the one this run started on; resuming on the new data")
         tensors = store.load_tensors(out_dir / store.STATE_TENSORS_FILE)

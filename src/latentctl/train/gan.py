@@ -374,7 +374,7 @@ class GANTrainer:
         store.write_json(self.out_dir / store.STATE_JSON_FILE, {
             "kind": self.kind, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
             "global_step": self.global_step, "seconds": self.seconds, "noise_device": self.device.type,
-            "world_size": self.dist.world_size,
+            "world_size": self.dist.world_size, "precision": self.step_settings.precision,
             "options": asdict(self.options), "gan": self.config.to_dict(),
             "dataset": self.dataset.fingerprint(), "history": self.history, "epochs": self.epochs,
             "opt_g": optim_g_json, "opt_d": optim_d_json})
@@ -404,6 +404,7 @@ class GANTrainer:
         if epochs is not None:
             options.epochs = epochs
         trainer = cls(config, options, dataset, out_dir, device, kind=state.get("kind", "cgan"), dist=dist)
+        speed.warn_if_precision_changed(state.get("precision"), trainer.step_settings, warn)
         if state.get("dataset", {}).get("sha256") != dataset.fingerprint()["sha256"]:
             warn("the dataset differs from the one this run started on; resuming on the new data")
         tensors = store.load_tensors(out_dir / store.STATE_TENSORS_FILE)

@@ -20,6 +20,7 @@ computed before any of this, bit for bit. Everything else changes results only b
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -90,6 +91,14 @@ def resolve(precision: str, compile: bool | None, device: torch.device) -> StepS
     return StepSettings("bf16" if precision == "bf16" else auto_precision(device),
                         channels_last=device.type in ("cuda", "cpu"), folded_upsampling=True,
                         compile=cuda if compile is None else compile, fused_adam=cuda)
+
+
+def warn_if_precision_changed(saved: str | None, settings: StepSettings, warn: Callable[[str], None]) -> None:
+    """Warn when a resumed run computes in another precision than it was saved with (``auto`` resolves per
+    machine: bf16 where the CPU has bf16 instructions, float32 where it has none)."""
+    if saved is not None and saved != settings.precision:
+        warn(f"this run trained in {saved} and continues in {settings.precision} on this machine (--precision "
+             "auto): results will not be bit-identical to an uninterrupted run")
 
 
 def tune(device: torch.device) -> None:
