@@ -105,7 +105,7 @@ def resume_scenarios(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str,
 
 def test_ranks_hold_identical_networks_after_training(resume_scenarios):
     rank0, rank1 = resume_scenarios
-    for scenario in ("straight", "resumed", "stopped_and_resumed", "from_single", "classifier_straight"):
+    for scenario in ("straight", "resumed", "stopped_and_resumed", "from_single", "r1", "classifier_straight"):
         assert rank0[scenario] == rank1[scenario], scenario
 
 

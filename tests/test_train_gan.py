@@ -49,6 +49,7 @@ def test_train_gan_writes_a_face_model_samples_and_curve(face_model: Path, faces
     dataset = config["training"]["dataset"]
     assert dataset["synthetic"] is True and dataset["split"] == "train" and dataset["crop"] == 178
     assert config["training"]["options"]["flip"] is True
+    assert config["training"]["options"]["r1"] == 0.0  # the R1 penalty is opt-in
     with Image.open(face_model / "samples" / "epoch_0001.png") as grid:
         assert grid.mode == "RGB" and grid.size[0] > 10 * 32  # 10x10 faces at 2x scale
     assert (face_model / "loss.png").is_file()
@@ -57,7 +58,7 @@ def test_train_gan_writes_a_face_model_samples_and_curve(face_model: Path, faces
 
 def test_resume_continues_bit_for_bit(cli, faces_root: Path, tmp_path: Path) -> None:
     straight, split = tmp_path / "straight", tmp_path / "split"
-    common = ("--data-root", faces_root, *TINY_FLAGS)
+    common = ("--data-root", faces_root, *TINY_FLAGS, "--r1", "1")  # the lazy R1 schedule resumes in step too
     assert cli("train", "gan", *common, "--out", straight, "--epochs", "2").exit_code == 0
     assert cli("train", "gan", *common, "--out", split, "--epochs", "1").exit_code == 0
     resumed = cli("train", "gan", "--resume", "--data-root", faces_root, "--out", split, "--epochs", "2")
@@ -69,12 +70,37 @@ def test_resume_continues_bit_for_bit(cli, faces_root: Path, tmp_path: Path) -> 
 
 def test_json_reports_the_run(cli, faces_root: Path, tmp_path: Path) -> None:
     result = cli("train", "gan", "--data-root", faces_root, "--out", tmp_path / "m", "--epochs", "1", *TINY_FLAGS,
-                 "--no-flip", "--json")
+                 "--no-flip", "--r1", "1", "--json")
     document = json.loads(result.stdout)
     assert result.exit_code == 0
     assert document["command"] == "train gan" and document["complete"] is True
-    assert document["training"]["options"]["flip"] is False
+    assert document["training"]["options"]["flip"] is False and document["training"]["options"]["r1"] == 1.0
     assert document["training"]["images_seen"] == document["training"]["steps"] * 32
+
+
+def test_the_r1_penalty_keeps_the_discriminators_gradient_at_real_faces_small(faces_root: Path, tmp_path: Path):
+    from latentctl.data.prepare import ensure_prepared
+    from latentctl.train.faces import default_config, faces_dataset
+    from latentctl.train.gan import GANTrainer, TrainOptions
+
+    dataset = faces_dataset(ensure_prepared(faces_root, 32))
+    real = dataset.images[:64].float() / 127.5 - 1
+    squared_gradients = {}
+    for r1 in (0.0, 10.0):
+        trainer = GANTrainer(default_config(32, 16, 8, 8), TrainOptions(epochs=4, batch_size=32, r1=r1), dataset,
+                             tmp_path / str(r1), torch.device("cpu"), kind="gan")
+        trainer.train()
+        squared_gradients[r1] = trainer.r1_penalty(real, None).item()
+    assert squared_gradients[10.0] < 0.5 * squared_gradients[0.0]  # measured: 0.15 against 0.75
+
+
+def test_r1_with_synchronised_batchnorm_is_refused() -> None:
+    from latentctl.errors import LatentctlError
+    from latentctl.train.gan import TrainOptions
+
+    with pytest.raises(LatentctlError, match="SyncBatchNorm"):
+        TrainOptions(r1=1.0, sync_bn=True)
+    assert TrainOptions(r1=0.0, sync_bn=True).sync_bn
 
 
 def test_without_celeba_it_says_how_to_get_it(cli, tmp_path: Path) -> None:

@@ -105,6 +105,12 @@ def run_resume_scenarios(root: Path) -> None:
     found["from_single"] = hashes(from_single)
     found["from_single_at"] = [from_single.epoch, from_single.global_step]
 
+    # the R1 penalty's gradients reach the weights outside DDP's forward: are they averaged over the ranks?
+    penalised = GANTrainer(TINY, dataclasses.replace(options, epochs=1, r1=1.0), digits, root / "r1", device,
+                           dist=group)
+    penalised.train()
+    found["r1"] = hashes(penalised)
+
     attributes, classifier = random_attributes(), ClassifierConfig(image_size=32, num_attributes=4, width=4)
     classifier_options = ClassifierOptions(epochs=2, batch_size=32, seed=1, log_every=2)
     straight_classifier = ClassifierTrainer(classifier, classifier_options, attributes, root / "c-straight", device,

@@ -168,6 +168,10 @@ def train_gan(
                                              "average, which is what gets saved.", rich_help_panel=HYPER)] = 0.999,
     flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Mirror half of the real faces left-right "
                                        "(twice the data for free).", rich_help_panel=HYPER)] = True,
+    r1: Annotated[float, typer.Option("--r1", min=0.0, help="Weight (gamma) of the R1 penalty on the "
+                                      "discriminator's gradient at real faces (0: off). 1 brought the common "
+                                      "attributes' generated shares closer to the data's (docs/training-gan.md).",
+                                      rich_help_panel=HYPER)] = 0.0,
     sync_bn: SyncDiscriminatorBatchNorm = False,
     latent_dim: Annotated[int, typer.Option(min=1, help="Noise size.", rich_help_panel=ARCH)] = 100,
     gen_width: Annotated[int, typer.Option(min=4, help="Generator width (channels of its last hidden "
@@ -213,8 +217,8 @@ def train_gan(
             size, crop = _run_image_settings(out, size, crop)
         dataset = _load_prepared_faces(data_root, size, crop, dist)
         options = TrainOptions(epochs=epochs or 25, batch_size=batch_size, lr=lr, beta1=beta1, beta2=beta2,
-                               ema_decay=ema_decay, flip=flip, seed=seed, sample_every=sample_every, sync_bn=sync_bn,
-                               precision=precision.value, compile=compile)
+                               ema_decay=ema_decay, flip=flip, r1=r1, seed=seed, sample_every=sample_every,
+                               sync_bn=sync_bn, precision=precision.value, compile=compile)
         resume_command = _resume_command("gan", out, data_root if custom_data else None, dist)
         _train_gan(context, "gan", dataset, default_config(size, latent_dim, gen_width, disc_width), options, out,
                    torch_device, dist, resume=resume, force=force, epochs=epochs, json_output=json_output,
@@ -374,7 +378,7 @@ def _train_gan(context: typer.Context, kind: str, dataset: Any, config: Any, opt
     _report(trainer, out, finished, json_output, resume_command, command=f"train {kind}")
 
 
-RESUME_KEEPS = ("batch_size", "lr", "beta1", "beta2", "ema_decay", "mode_seeking", "flip", "latent_dim",
+RESUME_KEEPS = ("batch_size", "lr", "beta1", "beta2", "ema_decay", "mode_seeking", "flip", "r1", "latent_dim",
                 "gen_width", "disc_width", "width", "size", "crop", "sample_every", "seed", "sync_bn", "precision",
                 "compile")
 

@@ -12,6 +12,11 @@ Design choices, each for a reason:
   generator's update, so none is computed (the same numbers, about 5% less work).
 - Randomness comes from two dedicated generators (data order on the CPU, noise on the device) whose
   states are checkpointed, so ``--resume`` continues bit for bit, even from the middle of an epoch.
+- An optional R1 penalty (``r1``; the face GAN's default) keeps the discriminator's gradient small at real
+  images (Mescheder et al., 2018). Measured on the synthetic faces it halved the gap between the generated
+  and the real share of the common attributes (Male, Smiling) at the demo's length. It is computed lazily,
+  every ``R1_INTERVAL`` steps and scaled up by it (Karras et al., 2020), through the plain discriminator: a
+  gradient of a gradient, which neither ``torch.compile`` nor SyncBatchNorm differentiates.
 - An exponential moving average of the generator is what gets saved as the model: it gives visibly
   cleaner samples at no training cost (Karras et al., 2018; Yazici et al., 2019).
 - A checkpoint is written only after the epoch's losses were checked finite, so a diverged run never
@@ -45,6 +50,7 @@ from latentctl.train.distributed import SINGLE, Distributed
 SAMPLES_DIR = "samples"
 LOSS_PLOT = "loss.png"
 SAMPLE_COLUMNS = 10
+R1_INTERVAL = 4  # steps between R1 penalties (lazy regularisation), each weighted by it
 
 
 @dataclass
@@ -58,6 +64,7 @@ class TrainOptions:
     beta2: float = 0.999
     ema_decay: float = 0.999
     mode_seeking: float = 0.0  # weight of the mode-seeking term (off by default)
+    r1: float = 0.0  # weight (gamma) of the R1 penalty on the discriminator's gradient at real images; 0: off
     flip: bool = False  # mirror half of the real images left-right (faces yes, digits no)
     seed: int = 0
     sample_every: int = 1  # epochs between sample grids
@@ -71,8 +78,12 @@ class TrainOptions:
             raise LatentctlError("epochs, sample-every and log-every must be >= 1 and batch size >= 2")
         speed.check_precision(self.precision)
         if not (self.lr > 0 and 0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and 0 <= self.ema_decay < 1
-                and self.mode_seeking >= 0):
-            raise LatentctlError("learning rate must be > 0; betas and EMA decay in [0, 1); mode seeking >= 0")
+                and self.mode_seeking >= 0 and self.r1 >= 0):
+            raise LatentctlError("learning rate must be > 0; betas and EMA decay in [0, 1); mode seeking and R1 "
+                                 ">= 0")
+        if self.r1 > 0 and self.sync_bn:
+            raise LatentctlError("the R1 penalty differentiates the discriminator's gradient, which SyncBatchNorm "
+                                 "cannot", hint="drop --sync-bn, or pass --r1 0")
 
 
 @dataclass
@@ -189,8 +200,11 @@ class GANTrainer:
             logits_real = self.synced_discriminator(real, labels).float()
             logits_fake = self.synced_discriminator(fake.detach(), fake_labels).float()
         loss_d = F.softplus(-logits_real).mean() + F.softplus(logits_fake).mean()  # BCE with logits
+        total_d = loss_d
+        if self.options.r1 > 0 and self.global_step % R1_INTERVAL == 0:
+            total_d = loss_d + R1_INTERVAL * self.options.r1 / 2 * self.r1_penalty(real, labels)
         self.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
+        total_d.backward()
         self.opt_d.step()
 
         # the generator's update needs the gradient through the discriminator, not that of its weights:
@@ -213,6 +227,17 @@ class GANTrainer:
                                            torch.sigmoid(logits_fake).mean()]).detach()
         self.global_step += 1
         self.step_in_epoch += 1
+
+    def r1_penalty(self, real: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """Return E |grad_x D(x)|^2 over the real batch, differentiable in the discriminator's weights.
+
+        Through the plain discriminator (not compiled, not wrapped): under DistributedDataParallel its weights'
+        gradients still meet the main loss's in the same backward pass, so they are averaged over the ranks."""
+        real = real.detach().requires_grad_(True)
+        with self.autocast():
+            logits = self.discriminator(real, labels).float()
+        (gradient,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
+        return gradient.float().square().sum(dim=(1, 2, 3)).mean()
 
     def autocast(self) -> Any:
         """The forward passes' arithmetic (bf16 autocast, or float32)."""
