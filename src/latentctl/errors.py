@@ -16,3 +16,9 @@ class LatentctlError(Exception):
 
     def __str__(self) -> str:
         return self.message if self.hint is None else f"{self.message} (hint: {self.hint})"
+
+
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (its type's name if it has none), at most ``limit`` characters:
+    what a one-line error quotes of a library's multi-line one."""
+    return ((str(error).strip().splitlines() or [type(error).__name__])[0])[:limit]

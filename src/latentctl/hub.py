@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from latentctl import __version__, registry, store
-from latentctl.errors import LatentctlError
+from latentctl.errors import LatentctlError, first_line
 
 PULLED_FILES = (store.WEIGHTS_FILE, store.CONFIG_FILE)  # all that pull downloads, and all it reads
 SAMPLE_FILE = "sample.png"
@@ -309,12 +309,12 @@ def _hub_errors(repo_id: str, revision: str | None) -> Iterator[None]:
         status = getattr(getattr(error, "response", None), "status_code", None)
         if status in (401, 403):
             raise LatentctlError(f"the Hub refused access to {repo_id} (HTTP {status})", hint=LOGIN_HINT) from None
-        raise LatentctlError(f"the Hub failed on {where}: {_first_line(error)}",
+        raise LatentctlError(f"the Hub failed on {where}: {first_line(error)}",
                              hint="try again later; rerun with --debug for details") from None
     except Exception as error:
         if not _network_error(error):
             raise
-        raise LatentctlError(f"cannot reach the Hugging Face Hub for {where} ({_first_line(error)})",
+        raise LatentctlError(f"cannot reach the Hugging Face Hub for {where} ({first_line(error)})",
                              hint="check the network connection (and HF_ENDPOINT if you set it)") from None
 
 
@@ -325,6 +325,3 @@ def _network_error(error: BaseException) -> bool:
     return any(kind.__module__.split(".")[0] in ("httpx", "httpx2", "requests", "urllib3")
                for kind in type(error).__mro__)
 
-
-def _first_line(error: BaseException) -> str:
-    return ((str(error).strip().splitlines() or [type(error).__name__])[0])[:200]

@@ -52,7 +52,7 @@ from latentctl.data.celeba import (
 )
 from latentctl.data.download import download_file
 from latentctl.data.mnist import DownloadProgress
-from latentctl.errors import LatentctlError
+from latentctl.errors import LatentctlError, first_line
 
 if TYPE_CHECKING:
     import pyarrow
@@ -362,7 +362,7 @@ def hub_parquet_files(repo_id: str, *, endpoint: str | None = None,
         raise LatentctlError(f"there is no public Hub dataset {repo_id} (it does not exist, or is private or gated)",
                              hint=f"check --hub-repo (the default is {HUB_REPO}), or use '--source official'") from None
     except _hub_errors() as error:
-        raise LatentctlError(f"could not list the files of the Hub dataset {repo_id}: {_hub_reason(error)}",
+        raise LatentctlError(f"could not list the files of the Hub dataset {repo_id}: {first_line(error)}",
                              hint=HUB_HINT) from None
     parquet = sorted(name for name in names if name.endswith(".parquet"))
     if not parquet:
@@ -389,7 +389,7 @@ def _hub_download(repo_id: str, path_in_repo: str, local_dir: Path, endpoint: st
                                 local_dir=local_dir, endpoint=endpoint, **progress)
     except _hub_errors() as error:
         raise LatentctlError(f"could not download {path_in_repo} of the Hub dataset {repo_id}: "
-                             f"{_hub_reason(error)}", hint=HUB_HINT) from None
+                             f"{first_line(error)}", hint=HUB_HINT) from None
     return Path(str(local))
 
 
@@ -399,10 +399,6 @@ def _hub_errors() -> tuple[type[BaseException], ...]:
 
     return (HTTPError, OSError, ValueError)
 
-
-def _hub_reason(error: BaseException) -> str:
-    first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-    return first_line[:200]
 
 
 def _progress_class(name: str, on_progress: DownloadProgress | None) -> type:
