@@ -324,4 +324,3 @@ def _network_error(error: BaseException) -> bool:
         return True
     return any(kind.__module__.split(".")[0] in ("httpx", "httpx2", "requests", "urllib3")
                for kind in type(error).__mro__)
-

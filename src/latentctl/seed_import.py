@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from latentctl import paths, registry, store
-from latentctl.errors import LatentctlError
+from latentctl.errors import LatentctlError, first_line
 
 # --arch values: the seed layouts (latentctl.models.seed), by the kind of network they are
 GENERATOR_ARCHS = ("dcgan-64", "dcgan-28")
@@ -99,7 +99,7 @@ def read_checkpoint(file: Path) -> Any:
                              hint="where the file came from, load it and save only the weights, e.g. "
                                   "torch.save({'gen': gen.state_dict()}, 'gen.pth')") from None
     except (RuntimeError, EOFError, OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0].split(". ")[0][:160]
+        reason = first_line(error, 160).split(". ")[0]
         raise LatentctlError(f"{file} is not a readable PyTorch checkpoint ({reason or type(error).__name__})",
                              hint="it is truncated or corrupted, or not a .pth file: copy it again") from None
 
