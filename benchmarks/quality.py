@@ -74,25 +74,27 @@ def digits(folder: Path, device: torch.device, precisions: list[str], epochs: in
     print("\n".join(rows), flush=True)
 
 
-def face_part(folder: Path, device: torch.device, precisions: list[str], epochs: int, seed: int) -> None:
+def face_part(folder: Path, device: torch.device, precisions: list[str], epochs: int, seed: int,
+              faces_count: int = FACES, size: int = FACE_SIZE, width: int = FACE_WIDTH,
+              classifier_epochs: int = demo.DEMO_CLASSIFIER_EPOCHS, r1: float = 0.0) -> None:
     root = folder / "faces"
-    synth_faces(root, FACES, seed=seed, force=True)
-    prepared = ensure_prepared(root, FACE_SIZE)
+    synth_faces(root, faces_count, seed=seed, force=True)
+    prepared = ensure_prepared(root, size)
     rendered = [name for name in prepared.attribute_names if name not in prepared.not_rendered]
     val_images, val_attributes = (torch.from_numpy(array) for array in prepared.select("val"))
     reader, rows = None, []
     for precision in precisions:
         classifier_trainer = ClassifierTrainer(
-            ClassifierConfig(image_size=FACE_SIZE),
-            ClassifierOptions(epochs=demo.DEMO_CLASSIFIER_EPOCHS, seed=seed, precision=precision),
+            ClassifierConfig(image_size=size),
+            ClassifierOptions(epochs=classifier_epochs, seed=seed, precision=precision),
             AttributeData.from_prepared(prepared), folder / f"classifier-{precision}", device)
         classifier_trainer.train()
         balanced = classifier_trainer.metrics["balanced_accuracy"]
         classifier_accuracy = sum(balanced[name] for name in rendered) / len(rendered)
         reader = classifier_trainer.model.eval() if reader is None else reader
-        options = TrainOptions(epochs=epochs, batch_size=64, flip=True, seed=seed, sample_every=epochs,
+        options = TrainOptions(epochs=epochs, batch_size=64, flip=True, r1=r1, seed=seed, sample_every=epochs,
                                precision=precision)
-        trainer = GANTrainer(faces.default_config(FACE_SIZE, 100, FACE_WIDTH, FACE_WIDTH), options,
+        trainer = GANTrainer(faces.default_config(size, 100, width, width), options,
                              faces.faces_dataset(prepared), folder / f"gan-{precision}", device, kind="gan")
         trainer.train()
         score = score_faces(trainer.ema, trainer.config.latent_dim, reader, prepared.attribute_names, val_images,
@@ -103,8 +105,8 @@ def face_part(folder: Path, device: torch.device, precisions: list[str], epochs:
                     f"{score.variety_generated:.3f} ({score.variety_real:.3f}) | "
                     f"{trainer.global_step * 64 / trainer.seconds:,.0f} |")
         print(f"# {rows[-1]}", flush=True)
-    print(f"\n{FACES:,} synthetic faces at {FACE_SIZE}x{FACE_SIZE}: classifiers "
-          f"{demo.DEMO_CLASSIFIER_EPOCHS} epochs, GANs {epochs} epochs, on {device}; shares of 1,000 generated "
+    print(f"\n{faces_count:,} synthetic faces at {size}x{size}: classifiers {classifier_epochs} epochs, GANs of "
+          f"width {width} {epochs} epochs (R1 {r1}), on {device}; shares of 1,000 generated "
           f"faces (of the real validation faces) as the {precisions[0]} classifier reads them\n")
     print("| --precision | classifier balanced accuracy | classifier images/s | "
           + " | ".join(KEY_ATTRIBUTES) + " | variety (real) | GAN images/s |")
@@ -121,6 +123,13 @@ def main() -> None:
                         help=f"of the cGAN; the demo trains {demo.DEMO_EPOCHS}")
     parser.add_argument("--face-epochs", type=int, default=demo.DEMO_FACE_EPOCHS,
                         help=f"of the face GAN; the demo trains {demo.DEMO_FACE_EPOCHS}")
+    parser.add_argument("--faces", type=int, default=FACES, help=f"synthetic faces drawn; the demo's {FACES:,}")
+    parser.add_argument("--face-size", type=int, default=FACE_SIZE, help=f"the demo's {FACE_SIZE}; train gan's 64")
+    parser.add_argument("--face-width", type=int, default=FACE_WIDTH,
+                        help=f"of the face GAN's networks; the demo's {FACE_WIDTH}, train gan's 64")
+    parser.add_argument("--classifier-epochs", type=int, default=demo.DEMO_CLASSIFIER_EPOCHS,
+                        help=f"the demo trains {demo.DEMO_CLASSIFIER_EPOCHS}; train classifier 5")
+    parser.add_argument("--r1", type=float, default=0.0, help="the face GAN's R1 weight (train gan --r1)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     device, precisions = torch.device(args.device), args.precisions.split(",")
@@ -128,7 +137,8 @@ def main() -> None:
         if "digits" in args.parts.split(","):
             digits(Path(folder), device, precisions, args.epochs, args.seed)
         if "faces" in args.parts.split(","):
-            face_part(Path(folder), device, precisions, args.face_epochs, args.seed)
+            face_part(Path(folder), device, precisions, args.face_epochs, args.seed, args.faces, args.face_size,
+                      args.face_width, args.classifier_epochs, args.r1)
 
 
 if __name__ == "__main__":
