@@ -400,7 +400,6 @@ def _hub_errors() -> tuple[type[BaseException], ...]:
     return (HTTPError, OSError, ValueError)
 
 
-
 def _progress_class(name: str, on_progress: DownloadProgress | None) -> type:
     """Return a silent tqdm class that reports a Hub download's bytes to ``on_progress(name, done, total)``."""
     from tqdm import tqdm

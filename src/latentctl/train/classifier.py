@@ -10,8 +10,8 @@ The loop keeps the GAN loop's conventions (``latentctl.train.gan``), for the sam
 - the loss is read by the host only every ``log_every`` steps, and checked finite before any checkpoint
   is written, so a diverged run keeps its last good model;
 - the step runs as ``latentctl.train.speed`` decides for the device (bf16 autocast, channels-last,
-  ``torch.compile`` and fused Adam on CUDA; channels-last float32 on the CPU; ``precision="fp32"``: the
-  reference computation, bit for bit).
+  ``torch.compile`` and fused Adam on CUDA; channels-last on the CPU, in bf16 where it has bf16 instructions
+  and float32 elsewhere; ``precision="fp32"``: the reference computation, bit for bit).
 
 Under torchrun (``latentctl.train.distributed``) the model trains in DistributedDataParallel, each rank on
 its slice of the global batch; every rank evaluates the whole validation split with the same weights and

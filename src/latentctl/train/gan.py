@@ -7,16 +7,18 @@ Design choices, each for a reason:
 - Losses are summed on the device; the host reads them only every ``log_every`` steps, so the GPU is
   never stalled by a per-step ``.item()``.
 - The step runs as fast as the device allows (``latentctl.train.speed``): bf16 autocast, channels-last
-  tensors, ``torch.compile`` and fused Adam on CUDA; channels-last float32 on the CPU; ``precision="fp32"``
-  is the reference computation, bit for bit. The discriminator's weights need no gradient for the
-  generator's update, so none is computed (the same numbers, about 5% less work).
+  tensors, ``torch.compile`` and fused Adam on CUDA; channels-last on the CPU, in bf16 where it has bf16
+  instructions and float32 elsewhere; ``precision="fp32"`` is the reference computation, bit for bit. The
+  discriminator's weights need no gradient for the generator's update, so none is computed (the same
+  numbers, about 5% less work).
 - Randomness comes from two dedicated generators (data order on the CPU, noise on the device) whose
   states are checkpointed, so ``--resume`` continues bit for bit, even from the middle of an epoch.
-- An optional R1 penalty (``r1``; the face GAN's default) keeps the discriminator's gradient small at real
-  images (Mescheder et al., 2018). Measured on the synthetic faces it halved the gap between the generated
-  and the real share of the common attributes (Male, Smiling) at the demo's length. It is computed lazily,
-  every ``R1_INTERVAL`` steps and scaled up by it (Karras et al., 2020), through the plain discriminator: a
-  gradient of a gradient, which neither ``torch.compile`` nor SyncBatchNorm differentiates.
+- An optional R1 penalty (``r1``, ``train gan --r1``; off by default) keeps the discriminator's gradient
+  small at real images (Mescheder et al., 2018). Measured on the synthetic faces it more than halved the gap
+  between the generated and the real share of the common attributes (Male, Smiling, Lipstick) at the demo's
+  length, but left the latent less linearly separable for steering (docs/training-gan.md). It is computed
+  lazily, every ``R1_INTERVAL`` steps and scaled up by it (Karras et al., 2020), through the plain
+  discriminator: a gradient of a gradient, which neither ``torch.compile`` nor SyncBatchNorm differentiates.
 - An exponential moving average of the generator is what gets saved as the model: it gives visibly
   cleaner samples at no training cost (Karras et al., 2018; Yazici et al., 2019).
 - A checkpoint is written only after the epoch's losses were checked finite, so a diverged run never
