@@ -42,6 +42,11 @@ DIGITS, TEST_DIGITS, DIGIT_WIDTH = demo.DEMO_TRAIN_IMAGES, demo.DEMO_TEST_IMAGES
 FACES, FACE_SIZE, FACE_WIDTH = demo.DEMO_FACES, demo.DEMO_FACE_SIZE, demo.DEMO_FACE_WIDTH
 
 
+def images_per_second(trainer: GANTrainer | ClassifierTrainer) -> str:
+    """The training images/s of a finished run, for a table cell."""
+    return f"{trainer.global_step * trainer.options.batch_size / trainer.seconds:,.0f}"
+
+
 def digits(folder: Path, device: torch.device, precisions: list[str], epochs: int, seed: int) -> None:
     root = folder / "digits"
     synth_digits(root, n_train=DIGITS, n_test=TEST_DIGITS, seed=seed)
@@ -65,7 +70,7 @@ def digits(folder: Path, device: torch.device, precisions: list[str], epochs: in
         last = trainer.epochs[-1]
         rows.append(f"| {precision} ({trainer.step_settings.precision}) | {score.accuracy:.1%} | {variety:.3f} | "
                     f"{last['loss_d']:.3f} / {last['loss_g']:.3f} | "
-                    f"{trainer.global_step * 64 / trainer.seconds:,.0f} | {seconds:.0f} s |")
+                    f"{images_per_second(trainer)} | {seconds:.0f} s |")
         print(f"# {rows[-1]}", flush=True)
     print(f"\ndigits recognised by the judge (its accuracy on real test digits: {score.judge_accuracy:.1%}); "
           f"variety of real digits {real_variety:.3f}; {epochs} epochs of {DIGITS:,} on {device}\n")
@@ -101,9 +106,9 @@ def face_part(folder: Path, device: torch.device, precisions: list[str], epochs:
                             val_attributes, rendered)
         shares = " | ".join(f"{score.generated[name]:.1%} ({score.real[name]:.1%})" for name in KEY_ATTRIBUTES)
         rows.append(f"| {precision} ({trainer.step_settings.precision}) | {classifier_accuracy:.1%} | "
-                    f"{classifier_trainer.global_step * 64 / classifier_trainer.seconds:,.0f} | {shares} | "
+                    f"{images_per_second(classifier_trainer)} | {shares} | "
                     f"{score.variety_generated:.3f} ({score.variety_real:.3f}) | "
-                    f"{trainer.global_step * 64 / trainer.seconds:,.0f} |")
+                    f"{images_per_second(trainer)} |")
         print(f"# {rows[-1]}", flush=True)
     print(f"\n{faces_count:,} synthetic faces at {size}x{size}: classifiers {classifier_epochs} epochs, GANs of "
           f"width {width} {epochs} epochs (R1 {r1}), on {device}; shares of 1,000 generated "

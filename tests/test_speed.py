@@ -28,6 +28,15 @@ def random_faces(n: int = 128) -> ImageDataset:
     return ImageDataset(images, None, [], "random-faces")
 
 
+def random_attributes(train: int, val: int) -> AttributeData:
+    """Random 32x32 images with 40 random attributes, ``train`` of them to train on and ``val`` to validate."""
+    generator = torch.Generator().manual_seed(3)
+    images = torch.randint(0, 256, (train + val, 3, 32, 32), generator=generator, dtype=torch.uint8)
+    attributes = (torch.rand(train + val, 40, generator=generator) < 0.3).to(torch.uint8)
+    return AttributeData(images[:train], attributes[:train], images[train:], attributes[train:],
+                         [f"a{i}" for i in range(40)], 178, {"name": "random"})
+
+
 def train_faces(tmp_path: Path, **options) -> GANTrainer:
     trainer = GANTrainer(TINY_FACES, TrainOptions(epochs=1, batch_size=32, flip=True, **options), random_faces(),
                          tmp_path / str(options), CPU, kind="gan")
@@ -118,11 +127,7 @@ def test_the_fast_float32_cpu_step_trains_the_same_gan_as_the_reference_to_round
 
 def test_the_fast_float32_cpu_step_trains_the_same_classifier_as_the_reference_to_rounding(tmp_path,
                                                                                            no_native_bf16):
-    generator = torch.Generator().manual_seed(3)
-    images = torch.randint(0, 256, (160, 3, 32, 32), generator=generator, dtype=torch.uint8)
-    attributes = (torch.rand(160, 40, generator=generator) < 0.3).to(torch.uint8)
-    data = AttributeData(images[:128], attributes[:128], images[128:], attributes[128:],
-                         [f"a{i}" for i in range(40)], 178, {"name": "random"})
+    data = random_attributes(128, 32)
     models = []
     for precision in ("auto", "fp32"):
         trainer = ClassifierTrainer(ClassifierConfig(image_size=32, width=8), ClassifierOptions(
@@ -130,7 +135,7 @@ def test_the_fast_float32_cpu_step_trains_the_same_classifier_as_the_reference_t
         trainer.train()
         models.append(trainer.model.eval())
     with torch.no_grad():
-        fast, reference = (model(images[128:].float() / 127.5 - 1) for model in models)
+        fast, reference = (model(data.val_images.float() / 127.5 - 1) for model in models)
     assert (fast - reference).abs().max() < 1e-3
 
 
@@ -197,11 +202,7 @@ def test_a_run_resumed_on_a_cpu_that_resolves_auto_differently_says_so(tmp_path,
 
 
 def test_a_classifier_resumed_where_auto_resolves_the_same_gets_no_precision_warning(tmp_path):
-    generator = torch.Generator().manual_seed(3)
-    images = torch.randint(0, 256, (96, 3, 32, 32), generator=generator, dtype=torch.uint8)
-    attributes = (torch.rand(96, 40, generator=generator) < 0.3).to(torch.uint8)
-    data = AttributeData(images[:64], attributes[:64], images[64:], attributes[64:], [f"a{i}" for i in range(40)],
-                         178, {"name": "random"})
+    data = random_attributes(64, 32)
     ClassifierTrainer(ClassifierConfig(image_size=32, width=8), ClassifierOptions(epochs=1, batch_size=32), data,
                       tmp_path / "c", CPU).train()
     warnings: list[str] = []

@@ -6,8 +6,8 @@ Chosen by measurement (``benchmarks/bench.py``, docs/performance.md), per device
   layout tensor-core convolutions read), ``torch.compile`` (fuses BatchNorm, activations and the elementwise
   tail of every layer), fused Adam (one kernel for all parameters) and cuDNN autotuning.
 - CPU: channels-last tensors; bf16 autocast where the CPU computes bf16 in hardware (AVX-512 BF16 or AMX:
-  ``cpu_has_native_bf16``), float32 elsewhere. On 2 cores of an AVX-512 BF16 CPU bf16 made the face GAN's and
-  the classifier's steps 1.8x faster and the cGAN's 1.13x, and trained digits as well as float32; on an AVX2
+  ``cpu_has_native_bf16``), float32 elsewhere. On 2 cores of an AVX-512 BF16 CPU bf16 made the face GAN's step
+  1.70x faster, the classifier's 1.61x and the cGAN's 1.39x, and trained as well as float32; on an AVX2
   CPU, which converts every operand, it made the face GAN's step 24x slower. ``torch.compile`` made the CPU
   step 20% slower (after 90 s of compiling): opt-in there.
 - everywhere but under ``--precision fp32``: nearest upsampling folded into one transposed convolution
