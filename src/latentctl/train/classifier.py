@@ -24,7 +24,6 @@ always answering "no" to a rare attribute), and the means of both over the attri
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -43,6 +42,7 @@ from latentctl.models.classifier import AttributeClassifier, ClassifierConfig, p
 from latentctl.train import speed
 from latentctl.train.distributed import SINGLE, Distributed
 from latentctl.train.gan import batch_to, place_images
+from latentctl.train.loop import Callback, EpochLoop
 
 KIND = "classifier"
 EVAL_BATCH = 256
@@ -110,10 +110,8 @@ class ClassifierEpochReport:
     seconds: float  # training, without the evaluation
 
 
-Callback = Callable[[str, dict[str, Any]], None]
 
-
-class ClassifierTrainer:
+class ClassifierTrainer(EpochLoop):
     """Trains an AttributeClassifier with binary cross-entropy over every attribute, into a model folder; one
     rank of several under torchrun."""
 
@@ -139,23 +137,19 @@ class ClassifierTrainer:
         self.train_images = place_images(data.train_images, device)  # moved once when it fits
         self.train_targets = data.train_attributes.to(self.train_images.device).float()  # (N, A) in {0, 1}
         self.val_images = place_images(data.val_images, device)
-        self.epoch = 0  # epochs completed
-        self.step_in_epoch = 0  # batches done in the current epoch
-        self.global_step = 0
+        self._start_loop()
         self.epoch_start_data_state = self.data_rng.get_state()
         self.loss_sum = torch.zeros((), device=device)  # over this epoch
         self.history: dict[str, list[float]] = {"step": [], "loss": []}
         self.logged = (0, 0.0)  # step in epoch and loss sum at the last host read
         self.epochs: list[dict[str, Any]] = []
-        self.seconds = 0.0
-        self.stop_requested = False  # on this rank (Ctrl-C)
-        self.stop_agreed = False  # by every rank, at the last loss read (several processes only)
-        self.shared_at_step = -1  # global step of the last averaging of the loss sum over the ranks
-        self.saving = False  # a checkpoint is being written: an abort now would mix old and new files
 
     @property
     def steps_per_epoch(self) -> int:
         return self.train_images.shape[0] // self.options.batch_size  # the ragged last batch is dropped
+
+    def _examples(self) -> tuple[str, int]:
+        return "the training split", self.train_images.shape[0]
 
     @property
     def metrics(self) -> dict[str, Any] | None:
@@ -191,60 +185,22 @@ class ClassifierTrainer:
 
     def train(self, callback: Callback | None = None) -> bool:
         """Train until ``options.epochs`` are done; return False if stopped early by ``stop_requested``."""
-        notify = callback or (lambda event, info: None)
-        batch = self.options.batch_size
-        if self.steps_per_epoch == 0:
-            raise LatentctlError(f"the training split has {self.train_images.shape[0]} images, fewer than one "
-                                 f"batch of {batch}", hint="lower --batch-size")
         self.model.train()
-        while self.epoch < self.options.epochs:
-            order, flips = self._epoch_plan()
-            notify("epoch_start", {"epoch": self.epoch + 1, "epochs": self.options.epochs,
-                                   "steps": self.steps_per_epoch, "step": self.step_in_epoch})
-            started = time.perf_counter()
-            while self.step_in_epoch < self.steps_per_epoch:
-                if self.stopping:
-                    self.seconds += time.perf_counter() - started
-                    self._running_mean()  # never save a state that already diverged
-                    self.save_checkpoint()
-                    return False
-                window = slice(self.step_in_epoch * batch, (self.step_in_epoch + 1) * batch)
-                self.train_step(self.dist.shard(order[window]), self.dist.shard(flips[window]))
-                if self.global_step % self.options.log_every == 0:
-                    notify("step", {"step": self.step_in_epoch, "loss": self._running_mean()})
-            seconds = time.perf_counter() - started
-            self.seconds += seconds
-            notify("epoch_end", {"report": self._finish_epoch(seconds)})
-        return True
+        return super().train(callback)
 
-    @property
-    def stopping(self) -> bool:
-        """Whether to stop now. Several processes stop together, where they last compared notes: one that
-        stopped alone would leave the others waiting in a collective."""
-        return self.stop_agreed if self.dist.enabled else self.stop_requested
-
-    def _running_mean(self) -> float:
-        """Read this epoch's mean loss (one host sync), over all ranks' batches; stop on NaN/inf before
-        anything is saved."""
-        if self.dist.enabled and self.shared_at_step != self.global_step:  # once per step: see GANTrainer
-            self.loss_sum, self.stop_agreed = self.dist.mean_and_stop(self.loss_sum, self.stop_requested)
-            self.shared_at_step = self.global_step
+    def _readings(self) -> dict[str, float]:
+        """Read this epoch's mean loss (one host sync), over all ranks' batches."""
+        self.loss_sum = self._share_progress(self.loss_sum)
         total = self.loss_sum.item()
         window = self.step_in_epoch - self.logged[0]
         if window > 0:
             self.history["step"].append(self.global_step)
             self.history["loss"].append((total - self.logged[1]) / window)
         self.logged = (self.step_in_epoch, total)
-        loss = total / max(self.step_in_epoch, 1)
-        if not math.isfinite(loss):
-            raise LatentctlError(
-                f"training diverged at epoch {self.epoch + 1}, step {self.step_in_epoch} (loss={loss}); the "
-                f"last good checkpoint in {self.out_dir} is kept",
-                hint="start over with --force and a lower --lr or another --seed")
-        return loss
+        return {"loss": total / max(self.step_in_epoch, 1)}
 
     def _finish_epoch(self, seconds: float) -> ClassifierEpochReport:
-        loss = self._running_mean()
+        loss = self.read_progress()["loss"]
         started = time.perf_counter()
         metrics = self.validate()
         self.epoch += 1
@@ -304,20 +260,11 @@ class ClassifierTrainer:
         return {"size": self.config.image_size, "crop": self.data.crop, "resize": "lanczos",
                 "pixels": "x / 127.5 - 1"}
 
-    def save_checkpoint(self) -> None:
-        """Write training state, then the model, then config.json; each file atomically.
-
-        Rank 0 writes; the others wait until the files are complete."""
+    def _gather_for_checkpoint(self) -> None:
         self.dist.sync_buffers(self.model)
-        if self.dist.is_main:
-            self.saving = True
-            try:
-                self._write_checkpoint()
-            finally:
-                self.saving = False
-        self.dist.barrier()
 
-    def _write_checkpoint(self) -> None:
+    def _write_checkpoint(self, gathered: None) -> None:
+        """Write training state, then the model, then config.json; each file atomically."""
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         optimizer_tensors, optimizer_json = store.optimizer_to_tensors(self.optimizer, "optimizer")
         tensors.update(optimizer_tensors)

@@ -21,8 +21,8 @@ Design choices, each for a reason:
   discriminator: a gradient of a gradient, which neither ``torch.compile`` nor SyncBatchNorm differentiates.
 - An exponential moving average of the generator is what gets saved as the model: it gives visibly
   cleaner samples at no training cost (Karras et al., 2018; Yazici et al., 2019).
-- A checkpoint is written only after the epoch's losses were checked finite, so a diverged run never
-  overwrites the last good model.
+- The epoch loop (``latentctl.train.loop``, shared with the classifier) writes a checkpoint only after the
+  losses were checked finite, so a diverged run never overwrites the last good model.
 - Under torchrun (``latentctl.train.distributed``) both networks train in DistributedDataParallel, each
   rank on its slice of the global batch with its own noise stream; rank 0 writes the files.
 """
@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import math
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -48,6 +46,7 @@ from latentctl.latent.sampling import generate, noise_for_seeds
 from latentctl.models.dcgan import Discriminator, GANConfig, Generator
 from latentctl.train import speed
 from latentctl.train.distributed import SINGLE, Distributed
+from latentctl.train.loop import DIVERGED_HINT, EpochLoop
 
 SAMPLES_DIR = "samples"
 LOSS_PLOT = "loss.png"
@@ -121,10 +120,8 @@ class EpochReport:
     sample_path: Path | None
 
 
-Callback = Callable[[str, dict[str, Any]], None]
 
-
-class GANTrainer:
+class GANTrainer(EpochLoop):
     """Trains a (conditional) DCGAN and checkpoints it into a model folder; one rank of several under torchrun."""
 
     def __init__(self, config: GANConfig, options: TrainOptions, dataset: ImageDataset, out_dir: Path,
@@ -154,19 +151,12 @@ class GANTrainer:
 
         self.images = place_images(dataset.images, device)
         self.labels = dataset.labels.to(self.images.device) if config.conditional else None
-        self.epoch = 0  # epochs completed
-        self.step_in_epoch = 0  # batches done in the current epoch
-        self.global_step = 0
+        self._start_loop()
         self.epoch_start_data_state = self.data_rng.get_state()
         self.loss_sums = torch.zeros(4, device=device)  # loss_d, loss_g, d_real, d_fake over this epoch
         self.history: dict[str, list[float]] = {"step": [], "loss_d": [], "loss_g": []}
         self.logged = (0, 0.0, 0.0)  # step in epoch and loss sums at the last host read
         self.epochs: list[dict[str, float]] = []
-        self.seconds = 0.0
-        self.stop_requested = False  # on this rank (Ctrl-C)
-        self.stop_agreed = False  # by every rank, at the last loss read (several processes only)
-        self.shared_at_step = -1  # global step of the last averaging of the loss sums over the ranks
-        self.saving = False  # a checkpoint is being written: an abort now would mix old and new files
         # one row per label, or a square of faces
         fixed_labels = torch.arange(config.num_classes or SAMPLE_COLUMNS).repeat_interleave(SAMPLE_COLUMNS)
         self.fixed_labels = fixed_labels if config.conditional else None
@@ -178,9 +168,13 @@ class GANTrainer:
     def steps_per_epoch(self) -> int:
         return self.images.shape[0] // self.options.batch_size  # the ragged last batch is dropped
 
-    def _epoch_order(self) -> torch.Tensor:
+    def _examples(self) -> tuple[str, int]:
+        return "the dataset", self.images.shape[0]
+
+    def _epoch_plan(self) -> tuple[torch.Tensor]:
+        """This epoch's image order, drawn from the epoch's start state (so a resumed epoch redraws it)."""
         self.data_rng.set_state(self.epoch_start_data_state)
-        return torch.randperm(self.images.shape[0], generator=self.data_rng).to(self.images.device)
+        return (torch.randperm(self.images.shape[0], generator=self.data_rng).to(self.images.device),)
 
     def train_step(self, batch_index: torch.Tensor) -> None:
         """One discriminator and one generator update on this rank's batch (non-saturating GAN loss)."""
@@ -254,56 +248,16 @@ class GANTrainer:
         for ema_buffer, buffer in zip(self.ema.buffers(), self.generator.buffers(), strict=True):
             ema_buffer.copy_(buffer)
 
-    # ----------------------------------------------------------------------------------------- the loop
+    # ------------------------------------------------------- between steps (the loop: latentctl.train.loop)
 
-    def train(self, callback: Callback | None = None) -> bool:
-        """Train until ``options.epochs`` are done; return False if stopped early by ``stop_requested``."""
-        notify = callback or (lambda event, info: None)
-        batch = self.options.batch_size
-        if self.steps_per_epoch == 0:
-            raise LatentctlError(f"the dataset has {self.images.shape[0]} images, fewer than one batch "
-                                 f"of {batch}", hint="lower --batch-size")
-        while self.epoch < self.options.epochs:
-            order = self._epoch_order()
-            notify("epoch_start", {"epoch": self.epoch + 1, "epochs": self.options.epochs,
-                                   "steps": self.steps_per_epoch, "step": self.step_in_epoch})
-            started = time.perf_counter()
-            while self.step_in_epoch < self.steps_per_epoch:
-                if self.stopping:
-                    self.seconds += time.perf_counter() - started
-                    self._running_means()  # never save a state that already diverged
-                    self.save_checkpoint()
-                    return False
-                self.train_step(self.dist.shard(order[self.step_in_epoch * batch:(self.step_in_epoch + 1) * batch]))
-                if self.global_step % self.options.log_every == 0:
-                    losses = self._running_means()
-                    notify("step", {"step": self.step_in_epoch, **losses})
-            self.seconds += time.perf_counter() - started
-            report = self._finish_epoch(time.perf_counter() - started)
-            notify("epoch_end", {"report": report})
-        return True
-
-    @property
-    def stopping(self) -> bool:
-        """Whether to stop now. Several processes stop together, where they last compared notes: one that
-        stopped alone would leave the others waiting in a collective."""
-        return self.stop_agreed if self.dist.enabled else self.stop_requested
-
-    def _share_progress(self) -> None:
-        """Average the loss sums over the ranks and agree on whether to stop, once per step (several
-        processes only). Every rank then holds the same sums, which a checkpoint can save."""
-        if self.dist.enabled and self.shared_at_step != self.global_step:
-            self.loss_sums, self.stop_agreed = self.dist.mean_and_stop(self.loss_sums, self.stop_requested)
-            self.shared_at_step = self.global_step
-
-    def _running_means(self) -> dict[str, float]:
-        """Read this epoch's mean losses (one host sync); stop on NaN/inf before anything is saved.
+    def _readings(self) -> dict[str, float]:
+        """Read this epoch's mean losses and D's mean outputs (one host sync).
 
         The loss curve gets the mean over the steps since the previous read, not the epoch's running mean
         (which would restart at every epoch and draw a saw). With several processes these are the means
         over all ranks' batches, so every rank reaches the same verdict.
         """
-        self._share_progress()
+        self.loss_sums = self._share_progress(self.loss_sums)
         sums = self.loss_sums.tolist()
         loss_d, loss_g, d_real, d_fake = (value / max(self.step_in_epoch, 1) for value in sums)
         window = self.step_in_epoch - self.logged[0]
@@ -312,20 +266,15 @@ class GANTrainer:
             self.history["loss_d"].append((sums[0] - self.logged[1]) / window)
             self.history["loss_g"].append((sums[1] - self.logged[2]) / window)
         self.logged = (self.step_in_epoch, sums[0], sums[1])
-        if not all(math.isfinite(v) for v in (loss_d, loss_g)):
-            raise LatentctlError(
-                f"training diverged at epoch {self.epoch + 1}, step {self.step_in_epoch} "
-                f"(loss_d={loss_d}, loss_g={loss_g}); the last good checkpoint in {self.out_dir} is kept",
-                hint="start over with --force and a lower --lr or another --seed")
         return {"loss_d": loss_d, "loss_g": loss_g, "d_real": d_real, "d_fake": d_fake}
 
     def _finish_epoch(self, seconds: float) -> EpochReport:
-        means = self._running_means()
+        means = self.read_progress()
         if means["d_fake"] < 1e-3 and means["d_real"] > 0.999 and means["loss_g"] > 10:
             raise LatentctlError(
                 f"the discriminator collapsed at epoch {self.epoch + 1} (it rejects every generated image, "
                 f"so the generator gets no signal); the last good checkpoint in {self.out_dir} is kept",
-                hint="start over with --force and a lower --lr or another --seed")
+                hint=DIVERGED_HINT)
         self.epoch += 1
         self.step_in_epoch = 0
         self.loss_sums.zero_()
@@ -371,21 +320,13 @@ class GANTrainer:
                       "final": {k: round(v, 4) for k, v in last.items() if k not in ("epoch", "seconds")},
                       "complete": self.epoch >= self.options.epochs})
 
-    def save_checkpoint(self) -> None:
-        """Write training state, then the EMA generator, then config.json; each file atomically.
-
-        Rank 0 writes, with every rank's noise state; the others wait until the files are complete."""
+    def _gather_for_checkpoint(self) -> list[torch.Tensor]:
+        """Every rank's noise state, for rank 0 to save (and the networks' buffers in sync)."""
         self.dist.sync_buffers(self.generator, self.discriminator, self.ema)
-        noise_states = self.dist.gather(self.noise_rng.get_state())
-        if self.dist.is_main:
-            self.saving = True
-            try:
-                self._write_checkpoint(noise_states)
-            finally:
-                self.saving = False
-        self.dist.barrier()
+        return self.dist.gather(self.noise_rng.get_state())
 
     def _write_checkpoint(self, noise_states: list[torch.Tensor]) -> None:
+        """Write training state, then the EMA generator, then config.json; each file atomically."""
         tensors: dict[str, torch.Tensor] = {}
         for prefix, module in (("generator", self.generator), ("ema", self.ema),
                                ("discriminator", self.discriminator)):
