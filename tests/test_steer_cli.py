@@ -177,6 +177,25 @@ def test_eval_steer_prints_a_table_json_and_a_plot(cli, models, tmp_path):
     assert Image.open(plot).size[0] > 100
 
 
+def test_eval_steer_until_leaves_faces_the_classifier_already_reads_as_the_target(cli, models, tmp_path):
+    # a steering classifier that reads every face as male: with --until 0.9 no face needs to move
+    sure = save_classifier(tmp_path / "sure-male")
+    tensors = store.load_tensors(sure / store.WEIGHTS_FILE)
+    tensors["head.bias"][CELEBA_ATTRIBUTES.index("Male")] = 5.0
+    store.save_tensors(sure / store.WEIGHTS_FILE, tensors)
+    args = ["eval", "steer", "--model", models["gan"], "--classifier", sure, "--judge", models["judge"],
+            "--attribute", "Male", "--faces", 3, "--steps", 4, "--samples", 200, "--device", "cpu", "--json"]
+    free, stopped = cli(*args), cli(*args, "--until", 0.9)
+    assert free.exit_code == 0 and stopped.exit_code == 0, stopped.output
+    report = json.loads(stopped.stdout)
+    assert report["settings"]["until"] == 0.9
+    assert all(row["moved"] > 0 for row in json.loads(free.stdout)["scores"])
+    assert all(row["moved"] == 0 for row in report["scores"])
+    for bad in (0.5, 1.0):
+        refused = cli(*args, "--until", bad)
+        assert refused.exit_code == 2 and "--until" in refused.stderr
+
+
 def test_eval_steer_refuses_the_steering_classifier_as_its_own_judge(cli, models):
     result = cli("eval", "steer", "--model", models["gan"], "--classifier", models["classifier"], "--judge",
                  models["classifier"], "--device", "cpu")

@@ -9,7 +9,7 @@ import typer
 
 from latentctl import console, paths
 from latentctl.cli.options import Device, Json, Seed
-from latentctl.cli.steer import Classifier, FaceModel, KeepOthers, Samples, Steps, Strength
+from latentctl.cli.steer import Classifier, FaceModel, KeepOthers, Samples, Steps, Strength, Until
 from latentctl.errors import LatentctlError
 from latentctl.latent import DEFAULT_STRENGTH
 
@@ -33,6 +33,7 @@ def steer(
     steps: Steps = 40,
     strength: Strength = DEFAULT_STRENGTH,
     keep_others: KeepOthers = 0.3,
+    until: Until = None,
     samples: Samples = 10_000,
     plot: Annotated[Path | None, typer.Option("--plot", help="Also draw the table as a bar chart (PNG).",
                                               dir_okay=False)] = None,
@@ -46,12 +47,15 @@ def steer(
     the last frame), others (mean absolute change of the judge's probabilities of the other attributes it
     reads well: validation balanced accuracy >= 0.8) and moved (mean absolute pixel change, 0 to 1). The
     steering classifier's own success is shown beside the judge's: a gap means the steering fooled it.
+    With --until, each face stops where the steering classifier reads the target past P, as `steer
+    --until` does.
 
     Examples:
 
         latentctl train classifier --seed 1 --width 24 --out judge
         latentctl eval steer --judge judge
         latentctl eval steer --judge judge --attribute Smiling --faces 200 --plot steer-eval.png --json
+        latentctl eval steer --judge judge --until 0.99
     """
     from latentctl import images as image_io
     from latentctl.cli.steer import load_session, session_directions
@@ -78,7 +82,7 @@ def steer(
     readable = readable_attributes(judge_config.labels, judge_config.training.get("validation", {})
                                    .get("balanced_accuracy"))
     directions = session_directions(session, samples)
-    settings = SteerSettings(steps=steps, strength=strength, frames=2, seed=seed)  # first and last frame
+    settings = SteerSettings(steps=steps, strength=strength, until=until, frames=2, seed=seed)  # first, last frame
     console.info(f"steering {faces} faces towards each of {', '.join(targets)}: 2 methods x keep-others "
                  f"{keep_others:g} and 0, judged by {judge_dir} on {len(readable)} attributes it reads")
     scores = evaluate_steering(session["generator"], session["classifier"], session["names"], judge_model,
@@ -97,7 +101,8 @@ def steer(
         console.emit_json({"command": "eval steer", "model": str(session["model_dir"]),
                            "classifier": str(session["classifier_dir"]), "judge": str(judge_dir),
                            "readable": readable, "settings": {"steps": steps, "strength": strength,
-                                                              "keep_others": keep_others, "faces": faces},
+                                                              "keep_others": keep_others, "until": until,
+                                                              "faces": faces},
                            "plot": None if plot is None else str(plot),
                            "scores": [s.to_dict() for s in scores]})
     elif plot is not None:

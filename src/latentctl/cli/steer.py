@@ -35,6 +35,17 @@ KeepOthers = Annotated[float, typer.Option("--keep-others", min=0.0, rich_help_p
                                            help="Weight of keeping every other attribute where it was "
                                            "(disentanglement); 0 turns it off. With --method direction, any "
                                            "value > 0 projects their directions out.")]
+
+
+def _check_until(value: float | None) -> float | None:
+    if value is not None and not 0.5 < value < 1:
+        raise typer.BadParameter("must be a probability above 0.5 and below 1, such as 0.9")
+    return value
+
+
+Until = Annotated[float | None, typer.Option("--until", callback=_check_until, rich_help_panel="Steering",
+                                             help="Stop a face once every target's probability is past P "
+                                             "(below 1-P for --away-from).")]
 Samples = Annotated[int, typer.Option("--samples", min=100, max=1_000_000, rich_help_panel="Steering",
                                       help="Faces sampled to fit the attribute directions (--method direction; "
                                       "fitted once per generator and classifier, then cached).")]
@@ -66,9 +77,7 @@ def steer(
     steps: Steps = 40,
     strength: Strength = DEFAULT_STRENGTH,
     keep_others: KeepOthers = 0.3,
-    until: Annotated[float | None, typer.Option("--until", min=0.5, max=0.999, rich_help_panel="Steering",
-                                                help="Stop a face once every target's probability is past P "
-                                                "(below 1-P for --away-from).")] = None,
+    until: Until = None,
     samples: Samples = 10_000,
     frame_ms: Annotated[int, typer.Option("--frame-ms", min=10, max=5000, help="GIF frame time.")] = 150,
     scale: Annotated[int | None, typer.Option("--scale", min=1, max=16, help="Nearest-neighbour upscaling "
