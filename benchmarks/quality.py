@@ -34,7 +34,7 @@ from latentctl.evaluate import conditional_accuracy, fit_digit_classifier, to_un
 from latentctl.faces_eval import KEY_ATTRIBUTES, score_faces
 from latentctl.latent.sampling import generate, noise_for_seeds
 from latentctl.models.classifier import ClassifierConfig
-from latentctl.train import cgan, faces
+from latentctl.train import FACE_BETAS, FACE_LR, FACE_R1, cgan, faces
 from latentctl.train.classifier import AttributeData, ClassifierOptions, ClassifierTrainer
 from latentctl.train.gan import GANTrainer, TrainOptions
 
@@ -81,7 +81,7 @@ def digits(folder: Path, device: torch.device, precisions: list[str], epochs: in
 
 def face_part(folder: Path, device: torch.device, precisions: list[str], epochs: int, seed: int,
               faces_count: int = FACES, size: int = FACE_SIZE, width: int = FACE_WIDTH,
-              classifier_epochs: int = demo.DEMO_CLASSIFIER_EPOCHS, r1: float = 0.0) -> None:
+              classifier_epochs: int = demo.DEMO_CLASSIFIER_EPOCHS, r1: float = FACE_R1) -> None:
     root = folder / "faces"
     synth_faces(root, faces_count, seed=seed, force=True)
     prepared = ensure_prepared(root, size)
@@ -97,8 +97,8 @@ def face_part(folder: Path, device: torch.device, precisions: list[str], epochs:
         balanced = classifier_trainer.metrics["balanced_accuracy"]
         classifier_accuracy = sum(balanced[name] for name in rendered) / len(rendered)
         reader = classifier_trainer.model.eval() if reader is None else reader
-        options = TrainOptions(epochs=epochs, batch_size=64, flip=True, r1=r1, seed=seed, sample_every=epochs,
-                               precision=precision)
+        options = TrainOptions(epochs=epochs, batch_size=64, lr=FACE_LR, beta1=FACE_BETAS[0], beta2=FACE_BETAS[1],
+                               flip=True, r1=r1, seed=seed, sample_every=epochs, precision=precision)
         trainer = GANTrainer(faces.default_config(size, 100, width, width), options,
                              faces.faces_dataset(prepared), folder / f"gan-{precision}", device, kind="gan")
         trainer.train()
@@ -111,7 +111,7 @@ def face_part(folder: Path, device: torch.device, precisions: list[str], epochs:
                     f"{images_per_second(trainer)} |")
         print(f"# {rows[-1]}", flush=True)
     print(f"\n{faces_count:,} synthetic faces at {size}x{size}: classifiers {classifier_epochs} epochs, GANs of "
-          f"width {width} {epochs} epochs (R1 {r1}), on {device}; shares of 1,000 generated "
+          f"width {width} {epochs} epochs (Adam lr {FACE_LR:g}, R1 {r1:g}), on {device}; shares of 1,000 generated "
           f"faces (of the real validation faces) as the {precisions[0]} classifier reads them\n")
     print("| --precision | classifier balanced accuracy | classifier images/s | "
           + " | ".join(KEY_ATTRIBUTES) + " | variety (real) | GAN images/s |")
@@ -134,7 +134,7 @@ def main() -> None:
                         help=f"of the face GAN's networks; the demo's {FACE_WIDTH}, train gan's 64")
     parser.add_argument("--classifier-epochs", type=int, default=demo.DEMO_CLASSIFIER_EPOCHS,
                         help=f"the demo trains {demo.DEMO_CLASSIFIER_EPOCHS}; train classifier 5")
-    parser.add_argument("--r1", type=float, default=0.0, help="the face GAN's R1 weight (train gan --r1)")
+    parser.add_argument("--r1", type=float, default=FACE_R1, help="the face GAN's R1 weight (train gan --r1)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     device, precisions = torch.device(args.device), args.precisions.split(",")

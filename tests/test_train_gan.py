@@ -49,7 +49,8 @@ def test_train_gan_writes_a_face_model_samples_and_curve(face_model: Path, faces
     dataset = config["training"]["dataset"]
     assert dataset["synthetic"] is True and dataset["split"] == "train" and dataset["crop"] == 178
     assert config["training"]["options"]["flip"] is True
-    assert config["training"]["options"]["r1"] == 0.0  # the R1 penalty is opt-in
+    options = config["training"]["options"]  # the seed projects' Adam, kept steady by R1
+    assert (options["lr"], options["beta1"], options["beta2"], options["r1"]) == (1e-3, 0.5, 0.99, 1.0)
     with Image.open(face_model / "samples" / "epoch_0001.png") as grid:
         assert grid.mode == "RGB" and grid.size[0] > 10 * 32  # 10x10 faces at 2x scale
     assert (face_model / "loss.png").is_file()
@@ -70,11 +71,11 @@ def test_resume_continues_bit_for_bit(cli, faces_root: Path, tmp_path: Path) -> 
 
 def test_json_reports_the_run(cli, faces_root: Path, tmp_path: Path) -> None:
     result = cli("train", "gan", "--data-root", faces_root, "--out", tmp_path / "m", "--epochs", "1", *TINY_FLAGS,
-                 "--no-flip", "--r1", "1", "--json")
+                 "--no-flip", "--r1", "0", "--json")
     document = json.loads(result.stdout)
     assert result.exit_code == 0
     assert document["command"] == "train gan" and document["complete"] is True
-    assert document["training"]["options"]["flip"] is False and document["training"]["options"]["r1"] == 1.0
+    assert document["training"]["options"]["flip"] is False and document["training"]["options"]["r1"] == 0.0
     assert document["training"]["images_seen"] == document["training"]["steps"] * 32
 
 
@@ -92,6 +93,17 @@ def test_the_r1_penalty_keeps_the_discriminators_gradient_at_real_faces_small(fa
         trainer.train()
         squared_gradients[r1] = trainer.r1_penalty(real, None).item()
     assert squared_gradients[10.0] < 0.5 * squared_gradients[0.0]  # measured: 0.15 against 0.75
+
+
+def test_sync_bn_turns_the_default_r1_penalty_off_and_says_so(cli, faces_root: Path, tmp_path: Path) -> None:
+    result = cli("train", "gan", "--data-root", faces_root, "--out", tmp_path / "m", "--epochs", "1", *TINY_FLAGS,
+                 "--sync-bn", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert "turns the R1 penalty off" in result.stderr
+    assert json.loads(result.stdout)["training"]["options"]["r1"] == 0.0
+    explicit = cli("train", "gan", "--data-root", faces_root, "--out", tmp_path / "n", "--epochs", "1", *TINY_FLAGS,
+                   "--sync-bn", "--r1", "1")
+    assert explicit.exit_code == 1 and "--r1 0" in explicit.stderr
 
 
 def test_r1_with_synchronised_batchnorm_is_refused() -> None:

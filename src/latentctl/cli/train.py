@@ -20,6 +20,7 @@ from latentctl.cli.data import RunningTotal
 from latentctl.cli.models import register_written
 from latentctl.cli.options import DataRoot, Device, Json, Seed
 from latentctl.errors import LatentctlError
+from latentctl.train import FACE_BETAS, FACE_LR, FACE_R1
 
 app = typer.Typer(help="Train models.", no_args_is_help=True)
 
@@ -159,19 +160,22 @@ def train_gan(
                                                "the run's own].", rich_help_panel=HYPER)] = None,
     batch_size: Annotated[int, typer.Option(min=2, help=BATCH_HELP, rich_help_panel=HYPER)] = 128,
     lr: Annotated[float, typer.Option(callback=_positive, help="Adam learning rate (both networks; the seed "
-                                      "projects used 1e-3 with batch 64).", rich_help_panel=HYPER)] = 2e-4,
+                                      "projects' 1e-3, which the R1 penalty keeps steady).",
+                                      rich_help_panel=HYPER)] = FACE_LR,
     beta1: Annotated[float, typer.Option(min=0.0, max=0.999, help="Adam's first-moment decay (0.5 as in "
-                                         "DCGAN: less momentum, steadier GAN games).", rich_help_panel=HYPER)] = 0.5,
+                                         "DCGAN: less momentum, steadier GAN games).",
+                                         rich_help_panel=HYPER)] = FACE_BETAS[0],
     beta2: Annotated[float, typer.Option(min=0.0, max=0.9999, help="Adam's second-moment decay.",
-                                         rich_help_panel=HYPER)] = 0.999,
+                                         rich_help_panel=HYPER)] = FACE_BETAS[1],
     ema_decay: Annotated[float, typer.Option(min=0.0, max=0.9999, help="Decay of the generator's moving "
                                              "average, which is what gets saved.", rich_help_panel=HYPER)] = 0.999,
     flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Mirror half of the real faces left-right "
                                        "(twice the data for free).", rich_help_panel=HYPER)] = True,
-    r1: Annotated[float, typer.Option("--r1", min=0.0, help="Weight (gamma) of the R1 penalty on the "
-                                      "discriminator's gradient at real faces (0: off). 1 brought the common "
-                                      "attributes' generated shares closer to the data's (docs/training-gan.md).",
-                                      rich_help_panel=HYPER)] = 0.0,
+    r1: Annotated[float | None, typer.Option("--r1", min=0.0, help="Weight (gamma) of the R1 penalty on the "
+                                             "discriminator's gradient at real faces; 0 turns it off "
+                                             f"[default: {FACE_R1:g}, or 0 with --sync-bn, which cannot "
+                                             "differentiate it].", show_default=False,
+                                             rich_help_panel=HYPER)] = None,
     sync_bn: SyncDiscriminatorBatchNorm = False,
     latent_dim: Annotated[int, typer.Option(min=1, help="Noise size.", rich_help_panel=ARCH)] = 100,
     gen_width: Annotated[int, typer.Option(min=4, help="Generator width (channels of its last hidden "
@@ -216,6 +220,10 @@ def train_gan(
         if resume and (out / "training_state.json").is_file():  # a resumed run reads the cache it started with
             size, crop = _run_image_settings(out, size, crop)
         dataset = _load_prepared_faces(data_root, size, crop, dist)
+        if r1 is None:
+            r1 = 0.0 if sync_bn else FACE_R1
+            if sync_bn and not resume:
+                console.warn("--sync-bn turns the R1 penalty off: SyncBatchNorm cannot differentiate it")
         options = TrainOptions(epochs=epochs or 25, batch_size=batch_size, lr=lr, beta1=beta1, beta2=beta2,
                                ema_decay=ema_decay, flip=flip, r1=r1, seed=seed, sample_every=sample_every,
                                sync_bn=sync_bn, precision=precision.value, compile=compile)

@@ -101,12 +101,14 @@ LATENTS_TENSOR = "latents"
 
 def save_latents(path, noise: torch.Tensor, seeds: Sequence[int] | None = None) -> None:
     """Write latents (N, D) as a safetensors file (tensor ``latents``; seeds in the metadata when known)."""
+    from pathlib import Path
+
     from latentctl import store
 
     metadata = {"format": "latentctl.latents"}
     if seeds is not None:
         metadata["seeds"] = ",".join(str(int(seed)) for seed in seeds)
-    store.save_tensors(path, {LATENTS_TENSOR: noise.detach().float().cpu().contiguous()}, metadata=metadata)
+    store.save_tensors(Path(path), {LATENTS_TENSOR: noise.detach().float().cpu().contiguous()}, metadata=metadata)
 
 
 def load_latents(path, latent_dim: int) -> torch.Tensor:
