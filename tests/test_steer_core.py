@@ -150,6 +150,20 @@ def test_conditional_direction_leaves_kept_attributes_unchanged():
             assert change > 0.5  # without conditioning the correlated attribute moves
 
 
+def test_conditioning_skips_a_kept_direction_that_would_leave_less_than_half_the_move():
+    from latentctl.latent.directions import MIN_RETAINED, AttributeDirections
+
+    target = torch.tensor([1.0, 0.0, 0.0])
+    tangled = torch.tensor([0.95, (1 - 0.95**2) ** 0.5, 0.0])  # almost the target itself (a beard for Male)
+    leaning = torch.tensor([0.3, 0.0, (1 - 0.3**2) ** 0.5])
+    directions = AttributeDirections(names=["target", "tangled", "leaning"],
+                                     normals=torch.stack([target, tangled, leaning]), offsets=torch.zeros(3),
+                                     quality=torch.ones(3), share=torch.full((3,), 0.5), samples=1000)
+    assert directions.kept_for(target, [0]) == [2]  # holding "tangled" would leave 0.31 of the move
+    move = directions.move([(0, +1)], keep=True)
+    assert abs(move @ leaning) < 1e-5 and move @ target >= MIN_RETAINED
+
+
 def test_settings_refuse_one_frame_and_more_frames_than_steps():
     with pytest.raises(ValueError):
         SteerSettings(frames=1)
