@@ -34,7 +34,7 @@ from latentctl.evaluate import conditional_accuracy, fit_digit_classifier, to_un
 from latentctl.faces_eval import KEY_ATTRIBUTES, score_faces
 from latentctl.latent.sampling import generate, noise_for_seeds
 from latentctl.models.classifier import ClassifierConfig
-from latentctl.train import FACE_BETAS, FACE_LR, FACE_R1, cgan, faces
+from latentctl.train import FACE_LR, FACE_R1, cgan, faces
 from latentctl.train.classifier import AttributeData, ClassifierOptions, ClassifierTrainer
 from latentctl.train.gan import GANTrainer, TrainOptions
 
@@ -97,8 +97,8 @@ def face_part(folder: Path, device: torch.device, precisions: list[str], epochs:
         balanced = classifier_trainer.metrics["balanced_accuracy"]
         classifier_accuracy = sum(balanced[name] for name in rendered) / len(rendered)
         reader = classifier_trainer.model.eval() if reader is None else reader
-        options = TrainOptions(epochs=epochs, batch_size=64, lr=FACE_LR, beta1=FACE_BETAS[0], beta2=FACE_BETAS[1],
-                               flip=True, r1=r1, seed=seed, sample_every=epochs, precision=precision)
+        options = faces.default_options(epochs=epochs, batch_size=64, r1=r1, seed=seed, sample_every=epochs,
+                                        precision=precision)
         trainer = GANTrainer(faces.default_config(size, 100, width, width), options,
                              faces.faces_dataset(prepared), folder / f"gan-{precision}", device, kind="gan")
         trainer.train()

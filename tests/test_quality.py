@@ -129,8 +129,9 @@ def test_steering_reaches_male_and_smiling_as_the_judge_reads_it(steer_eval):
     # Measured (24 faces, 6-epoch demo GAN, judge of width 24), float32 / bf16: Male 96% / 100% with the
     # gradient, 100% / 100% along the unconditioned direction, 83% / 100% along the conditioned one; Smiling
     # 62% / 88% with the gradient and keep-others, 88-100% along the directions.
-    for method, keep in (("gradient", 0.3), ("gradient", 0.0), ("direction", 0.3), ("direction", 0.0)):
-        assert steer_eval[("Male", method, keep)]["success"] >= 0.75, (method, keep)
+    for method, keep in (("gradient", 0.3), ("gradient", 0.0), ("direction", 0.0)):
+        assert steer_eval[("Male", method, keep)]["success"] >= 0.8, (method, keep)
+    assert steer_eval[("Male", "direction", 0.3)]["success"] >= 0.75
     assert steer_eval[("Smiling", "gradient", 0.3)]["success"] >= 0.5
     assert steer_eval[("Smiling", "direction", 0.0)]["success"] >= 0.8
     assert steer_eval[("Smiling", "direction", 0.3)]["success"] >= 0.45

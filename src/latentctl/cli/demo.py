@@ -11,7 +11,6 @@ import typer
 
 from latentctl import console
 from latentctl.cli.options import Device, Json, Seed
-from latentctl.train import FACE_BETAS, FACE_LR, FACE_R1
 
 # Sized for 2 CPU cores: about 2 minutes end to end, and recognisable digits of every class.
 DEMO_TRAIN_IMAGES = 12_000
@@ -170,8 +169,8 @@ def _faces(out: Path, epochs: int, seed: int, torch_device: Any) -> tuple[dict[s
     from latentctl.models.classifier import ClassifierConfig
     from latentctl.store import load_model
     from latentctl.train.classifier import AttributeData, ClassifierOptions, ClassifierTrainer
-    from latentctl.train.faces import default_config, faces_dataset
-    from latentctl.train.gan import GANTrainer, TrainOptions
+    from latentctl.train.faces import default_config, default_options, faces_dataset
+    from latentctl.train.gan import GANTrainer
 
     data_root = out / "data" / "faces"
     classifier_dir, gan_dir = out / "models" / "classifier", out / "models" / "gan"
@@ -188,8 +187,7 @@ def _faces(out: Path, epochs: int, seed: int, torch_device: Any) -> tuple[dict[s
         _interrupted(f"latentctl train classifier --resume --out {classifier_dir} --data-root {data_root}")
 
     console.info(f"\\[faces 3/5] training a face GAN for {epochs} epoch{'s' * (epochs != 1)}")
-    options = TrainOptions(epochs=epochs, batch_size=64, lr=FACE_LR, beta1=FACE_BETAS[0], beta2=FACE_BETAS[1],
-                           r1=FACE_R1, flip=True, seed=seed, sample_every=epochs)
+    options = default_options(epochs=epochs, batch_size=64, seed=seed, sample_every=epochs)
     gan_trainer = GANTrainer(default_config(DEMO_FACE_SIZE, 100, DEMO_FACE_WIDTH, DEMO_FACE_WIDTH), options,
                              faces_dataset(prepared), gan_dir, torch_device, kind="gan")
     if not run_training(gan_trainer):

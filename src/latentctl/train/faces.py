@@ -12,12 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from latentctl.data.prepare import DEFAULT_CROP, DEFAULT_SIZE, PreparedCelebA, ensure_prepared
 from latentctl.models.dcgan import GANConfig
-from latentctl.train.gan import ImageDataset
+from latentctl.train import FACE_BETAS, FACE_LR, FACE_R1
+from latentctl.train.gan import ImageDataset, TrainOptions
+
+
+def default_options(**overrides: Any) -> TrainOptions:
+    """The face GAN's training options: the seeds' Adam held steady by R1, and flips; ``overrides`` win."""
+    settings = {"lr": FACE_LR, "beta1": FACE_BETAS[0], "beta2": FACE_BETAS[1], "r1": FACE_R1, "flip": True,
+                **overrides}
+    return TrainOptions(**settings)
 
 
 def default_config(image_size: int = DEFAULT_SIZE, latent_dim: int = 100, gen_width: int = 64,

@@ -74,7 +74,7 @@ class EpochLoop(ABC):
 
     @abstractmethod
     def _readings(self) -> dict[str, float]:
-        """Read this epoch's running losses from the device (after :meth:`_share_progress`)."""
+        """Read this epoch's running losses from the device, averaged over the ranks by :meth:`_share_progress`."""
 
     @abstractmethod
     def _finish_epoch(self, seconds: float) -> Any:
