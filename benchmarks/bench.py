@@ -30,6 +30,7 @@ Epoch times are extrapolated from images/s over the timed steps (after warm-up s
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -365,6 +366,8 @@ def steer_job(job: dict[str, Any], device: Any, sync) -> tuple[float, dict[str, 
     classifier = AttributeClassifier(ClassifierConfig()).to(device).eval()
     noise = noise_for_seeds(range(job["faces"]), 100)
     settings = SteerSettings(method=job["method"], steps=job["steps"], frames=job["frames"])
+    if job.get("views"):
+        settings = dataclasses.replace(settings, views=job["views"])
     direction = torch.nn.functional.normalize(torch.randn(100), dim=0) if job["method"] == "direction" else None
     targets = [Target(20, "Male", +1)]
     steer(generator, classifier, noise[:2], targets, settings, direction)  # warm-up
@@ -450,10 +453,14 @@ def jobs_for(plan: Plan, data: dict[str, Any], cases: list[str]) -> list[dict[st
                      "images": plan.prepare_images, "items": plan.prepare_images,
                      "measured": f"{plan.prepare_images:,} images"})
     if "steer" in cases:
-        for method in ("gradient", "direction"):
-            jobs.append({"device": plan.device, "case": "steer", "kind": "steer", "label": f"{method}",
-                         "method": method, "faces": plan.steer_faces, "frames": plan.steer_frames,
-                         "steps": plan.steer_steps, "items": plan.steer_faces * plan.steer_frames,
+        # The plain loop first: the gradient read from each face alone, as the seed project stepped.
+        for method, views, label in (("gradient", 1, "gradient, each face alone (plain)"),
+                                     ("gradient", None, "gradient, 4 smoothed views (default)"),
+                                     ("direction", None, "direction")):
+            jobs.append({"device": plan.device, "case": "steer", "kind": "steer", "label": label,
+                         "method": method, "views": views, "plain": views == 1, "faces": plan.steer_faces,
+                         "frames": plan.steer_frames, "steps": plan.steer_steps,
+                         "items": plan.steer_faces * plan.steer_frames,
                          "measured": f"{plan.steer_faces} faces x {plan.steer_frames} frames"})
     return jobs
 
@@ -477,13 +484,17 @@ UNITS = {"gan": "images/s", "cgan": "images/s", "classifier": "images/s", "prepa
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    """A markdown table of the results, with each latentctl row's ratio to its model's baseline."""
+    """A markdown table of the results, with each latentctl row's ratio to its model's baseline (steering: to
+    the plain gradient loop's)."""
     lines = ["| what | path | speed | vs baseline | time | peak host memory | peak GPU memory |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     baselines = {r["case"]: r["per_s"] for r in results if r["kind"] == "baseline"}
+    plain_steer = next((r["per_s"] for r in results if r.get("plain")), None)
     for r in results:
         ratio = f"{r['per_s'] / baselines[r['case']]:.2f}x" if r["kind"] == "latentctl" and r["case"] in baselines \
             else ("1.00x" if r["kind"] == "baseline" else "")
+        if r["kind"] == "steer" and plain_steer:
+            ratio = f"{r['per_s'] / plain_steer:.2f}x"
         epoch = (f"{EPOCH_IMAGES[r['case']] / r['per_s']:,.1f} s an epoch (extrapolated)" if r["case"] in EPOCH_IMAGES
                  else f"{r['seconds']:,.2f} s for {r['measured']}")
         device_memory = f"{r['peak_device_gb']:.2f} GB" if r.get("peak_device_gb") is not None else ""
@@ -584,7 +595,7 @@ def main() -> None:
                 job["scratch"] = folder  # the measurements' own files go where the data is, and go with it
                 load = os.getloadavg()[0]
                 result = {"case": job["case"], "kind": job["kind"], "label": job["label"], "load_before": load,
-                          **in_subprocess(job)}
+                          "plain": job.get("plain", False), **in_subprocess(job)}
                 print(f"# {job['case']:10s} {job['label']:18s} {result['per_s']:10,.1f}/s  (load {load:.2f})",
                       file=sys.stderr)
                 if round_ == 0:

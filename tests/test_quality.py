@@ -14,6 +14,8 @@ import json
 import pytest
 from PIL import Image
 
+from latentctl.latent import DEFAULT_KEEP_OTHERS as KEEP
+
 pytestmark = pytest.mark.slow
 
 
@@ -126,24 +128,25 @@ def test_the_demo_steers_faces_towards_male(face_demo_run):
 
 
 def test_steering_reaches_male_and_smiling_as_the_judge_reads_it(steer_eval):
-    # Measured (24 faces, 6-epoch demo GAN, judge of width 24), float32 / bf16: Male 96% / 100% with the
+    # Measured (24 faces, 6-epoch demo GAN, judge of width 24), float32 / bf16: Male 100% / 100% with the
     # gradient, 100% / 100% along the unconditioned direction, 83% / 100% along the conditioned one; Smiling
-    # 62% / 88% with the gradient and keep-others, 88-100% along the directions.
-    for method, keep in (("gradient", 0.3), ("gradient", 0.0), ("direction", 0.0)):
+    # 83% / 88% with the gradient and keep-others (62% / 88% when the gradient read jittered images), 88-100%
+    # along the directions.
+    for method, keep in (("gradient", KEEP), ("gradient", 0.0), ("direction", 0.0)):
         assert steer_eval[("Male", method, keep)]["success"] >= 0.8, (method, keep)
-    assert steer_eval[("Male", "direction", 0.3)]["success"] >= 0.75
-    assert steer_eval[("Smiling", "gradient", 0.3)]["success"] >= 0.5
+    assert steer_eval[("Male", "direction", KEEP)]["success"] >= 0.75
+    assert steer_eval[("Smiling", "gradient", KEEP)]["success"] >= 0.7
     assert steer_eval[("Smiling", "direction", 0.0)]["success"] >= 0.8
-    assert steer_eval[("Smiling", "direction", 0.3)]["success"] >= 0.45
+    assert steer_eval[("Smiling", "direction", KEEP)]["success"] >= 0.45
 
 
 def test_keep_others_changes_the_other_attributes_less(steer_eval):
-    # Measured, with / without keeping, float32: gradient 0.143 / 0.248 (Male), 0.089 / 0.132 (Smiling);
-    # direction 0.170 / 0.260, 0.128 / 0.190. bf16: gradient 0.143 / 0.250, 0.106 / 0.137; direction
-    # 0.204 / 0.320, 0.131 / 0.181.
+    # Measured, with / without keeping, float32: gradient 0.138 / 0.262 (Male), 0.102 / 0.164 (Smiling);
+    # direction 0.170 / 0.260, 0.128 / 0.190. bf16: gradient 0.142 / 0.291, 0.091 / 0.157; direction
+    # 0.204 / 0.320, 0.132 / 0.181.
     for attribute in ("Male", "Smiling"):
         for method in ("gradient", "direction"):
-            kept, free = steer_eval[(attribute, method, 0.3)], steer_eval[(attribute, method, 0.0)]
+            kept, free = steer_eval[(attribute, method, KEEP)], steer_eval[(attribute, method, 0.0)]
             assert kept["others"] < free["others"], (attribute, method)
-    assert steer_eval[("Smiling", "gradient", 0.3)]["others"] < 0.12
-    assert steer_eval[("Male", "gradient", 0.3)]["others"] < 0.20
+    assert steer_eval[("Smiling", "gradient", KEEP)]["others"] < 0.12
+    assert steer_eval[("Male", "gradient", KEEP)]["others"] < 0.18

@@ -12,6 +12,7 @@ from PIL import Image
 
 from latentctl import store
 from latentctl.data.celeba import CELEBA_ATTRIBUTES
+from latentctl.latent import DEFAULT_KEEP_OTHERS
 from latentctl.models.classifier import AttributeClassifier, ClassifierConfig
 from latentctl.models.dcgan import GANConfig, Generator
 
@@ -170,7 +171,8 @@ def test_eval_steer_prints_a_table_json_and_a_plot(cli, models, tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     rows = {(row["method"], row["keep_others"]) for row in report["scores"]}
-    assert rows == {("gradient", 0.3), ("gradient", 0.0), ("direction", 0.3), ("direction", 0.0)}
+    keep = DEFAULT_KEEP_OTHERS
+    assert rows == {("gradient", keep), ("gradient", 0.0), ("direction", keep), ("direction", 0.0)}
     for row in report["scores"]:
         assert 0 <= row["success"] <= 1 and row["others"] >= 0 and row["faces"] >= 1
     assert report["readable"] == [name for i, name in enumerate(CELEBA_ATTRIBUTES) if i % 2]  # >= 0.8

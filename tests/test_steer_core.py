@@ -6,6 +6,8 @@ only chases attribute 0 drags attribute 1 along, and a disentangled one must not
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
@@ -14,7 +16,7 @@ from latentctl.errors import LatentctlError
 from latentctl.latent.attributes import match_attribute, normalise
 from latentctl.latent.directions import fit_directions
 from latentctl.latent.sampling import load_latents, noise_for_seeds, save_latents
-from latentctl.latent.steer import SteerSettings, Target, steer
+from latentctl.latent.steer import SteerSettings, Target, smoothed_logits, steer
 
 LATENT, SIZE, ATTRIBUTES = 12, 8, 4
 
@@ -110,7 +112,7 @@ def test_until_stops_each_face_once_its_target_is_reached():
         torch.testing.assert_close(result.latents[finished, -1], result.latents[finished, -2])
 
 
-def test_jittered_views_still_steer_and_are_seeded():
+def test_smoothed_views_still_steer_and_are_seeded():
     generator, classifier = toy_pair()
     noise = noise_for_seeds(range(3), LATENT)
     settings = SteerSettings(steps=8, strength=2.0, views=4, seed=3)
@@ -118,6 +120,22 @@ def test_jittered_views_still_steer_and_are_seeded():
     again = steer(generator, classifier, noise, [Target(0, "zero", +1)], settings)
     torch.testing.assert_close(first.latents, again.latents)
     assert (first.probabilities[:, -1, 0] > first.probabilities[:, 0, 0]).all()
+    other_seed = steer(generator, classifier, noise, [Target(0, "zero", +1)], replace(settings, seed=4))
+    assert not torch.allclose(first.latents, other_seed.latents)
+    # without noise the views are the face itself, and the path is the one a single view takes
+    unsmoothed = steer(generator, classifier, noise, [Target(0, "zero", +1)], replace(settings, smoothing=0.0))
+    single = steer(generator, classifier, noise, [Target(0, "zero", +1)], replace(settings, views=1))
+    torch.testing.assert_close(unsmoothed.latents, single.latents)
+
+
+def test_smoothed_logits_average_nearby_faces_and_read_the_face_itself_first():
+    generator, classifier = toy_pair()
+    latent = noise_for_seeds(range(5), LATENT)
+    with torch.no_grad():
+        own = classifier(generator(latent))
+        mean, first = smoothed_logits(classifier, generator, latent, 6, 0.5, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(first, own)
+    assert not torch.allclose(mean, own)
 
 
 def test_fitted_directions_recover_a_linear_boundary():

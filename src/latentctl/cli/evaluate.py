@@ -11,7 +11,7 @@ from latentctl import console, paths
 from latentctl.cli.options import Device, Json, Seed
 from latentctl.cli.steer import Classifier, FaceModel, KeepOthers, Samples, Steps, Strength, Until
 from latentctl.errors import LatentctlError
-from latentctl.latent import DEFAULT_STRENGTH
+from latentctl.latent import DEFAULT_KEEP_OTHERS, DEFAULT_STRENGTH
 
 app = typer.Typer(help="Measure what the models do.", no_args_is_help=True)
 
@@ -32,7 +32,7 @@ def steer(
                                        "judge reads as not having it.")] = 64,
     steps: Steps = 40,
     strength: Strength = DEFAULT_STRENGTH,
-    keep_others: KeepOthers = 0.3,
+    keep_others: KeepOthers = DEFAULT_KEEP_OTHERS,
     until: Until = None,
     samples: Samples = 10_000,
     plot: Annotated[Path | None, typer.Option("--plot", help="Also draw the table as a bar chart (PNG).",

@@ -11,7 +11,7 @@ import typer
 from latentctl import console, paths
 from latentctl.cli.options import Device, Json, Seed
 from latentctl.errors import LatentctlError
-from latentctl.latent import DEFAULT_STRENGTH
+from latentctl.latent import DEFAULT_KEEP_OTHERS, DEFAULT_STRENGTH
 
 FaceModel = Annotated[Path | None, typer.Option("--model", help="Face GAN folder, a name from 'latentctl "
                                                 "models list', or a Hub repo user/repo[@rev] "
@@ -76,7 +76,7 @@ def steer(
                                            "direction (instant once fitted).")] = Method.gradient,
     steps: Steps = 40,
     strength: Strength = DEFAULT_STRENGTH,
-    keep_others: KeepOthers = 0.3,
+    keep_others: KeepOthers = DEFAULT_KEEP_OTHERS,
     until: Until = None,
     samples: Samples = 10_000,
     frame_ms: Annotated[int, typer.Option("--frame-ms", min=10, max=5000, help="GIF frame time.")] = 150,

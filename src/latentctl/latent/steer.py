@@ -15,7 +15,9 @@ evenly spaced snapshots; a face stops moving once every target is past ``until``
   attributes are correlated in the data, hence in its gradients. The second term is the disentanglement
   step: once an attribute starts to drift, its gradient pulls the move back along its own direction. The
   third keeps the latent at its starting radius: Gaussian latents of dimension D live near radius sqrt(D),
-  and far from it the generator draws garbage that a classifier may still read as anything.
+  and far from it the generator draws garbage that a classifier may still read as anything. The logits
+  are read from ``views`` faces, drawn from z and from latents around it, and averaged (see
+  ``smoothed_logits``), so the moves follow what those faces share, not one image's quirks.
 - ``direction`` (InterFaceGAN-style, Shen et al., 2020): one fixed unit direction per attribute in latent
   space, the normal of a linear boundary fitted once to classifier readings of sampled faces (see
   ``latent.directions``). Disentanglement is conditional manipulation: the target direction minus its
@@ -33,7 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
-from latentctl.latent import DEFAULT_STRENGTH
+from latentctl.latent import DEFAULT_KEEP_OTHERS, DEFAULT_STRENGTH
 
 METHODS = ("gradient", "direction")
 
@@ -54,18 +56,19 @@ class SteerSettings:
     method: str = "gradient"
     steps: int = 40
     strength: float = DEFAULT_STRENGTH  # latent distance travelled over all steps
-    keep_others: float = 0.3  # weight of the keep-the-others term (gradient); > 0 projects (direction)
+    keep_others: float = DEFAULT_KEEP_OTHERS  # weight of the keep-the-others term (gradient); > 0 projects (direction)
     prior: float = 1.0  # weight of the stay-on-the-shell term (gradient)
     until: float | None = None  # stop a face once every target's probability is past this
     frames: int = 8
-    views: int = 4  # jittered copies the classifier reads per face and step (gradient); 1 reads the image as is
-    seed: int = 0  # of the jitter
+    views: int = 4  # nearby latents whose faces the classifier reads per face and step (gradient); 1: the face alone
+    smoothing: float = 0.5  # standard deviation of the latent noise that makes the other views
+    seed: int = 0  # of that noise
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        if self.views < 1:
-            raise ValueError("views must be >= 1")
+        if self.views < 1 or self.smoothing < 0:
+            raise ValueError("views must be >= 1 and smoothing >= 0")
         if self.steps < 1 or self.frames < 2 or self.frames > self.steps + 1:
             raise ValueError("steps must be >= 1 and frames in [2, steps + 1]")
         if not (self.strength > 0 and self.keep_others >= 0 and self.prior >= 0):
@@ -129,16 +132,17 @@ def _steer_batch(generator: torch.nn.Module, classifier: torch.nn.Module, noise:
     frame_steps = settings.frame_steps()
     snapshots = [latent.clone()]
     logits = start_logits
-    jitter = torch.Generator(device=device).manual_seed(settings.seed)
+    views_rng = torch.Generator(device=device).manual_seed(settings.seed)
     for step in range(1, settings.steps + 1):
         if settings.method == "gradient":
             with torch.enable_grad():
                 candidate = latent.detach().requires_grad_(True)
-                logits_now, logits = jittered_logits(classifier, generator(candidate), settings.views, jitter)
+                logits_now, logits = smoothed_logits(classifier, generator, candidate, settings.views,
+                                                     settings.smoothing, views_rng)
                 objective = steering_objective(logits_now, start_logits, candidate, start_radius, columns, signs,
                                                others, settings.keep_others, settings.prior)
                 (gradient,) = torch.autograd.grad(objective.sum(), candidate)
-            logits = logits.detach()  # the unjittered reading of the current faces, for --until
+            logits = logits.detach()  # the reading of the current faces themselves, for --until
             step_move = gradient / gradient.norm(dim=1, keepdim=True).clamp_min(1e-12)
         else:
             if settings.until is not None and step > 1:
@@ -164,34 +168,24 @@ def _steer_batch(generator: torch.nn.Module, classifier: torch.nn.Module, noise:
             probabilities.cpu().unflatten(0, (-1, frames)), steps_taken.cpu())
 
 
-def jittered_logits(classifier: torch.nn.Module, images: torch.Tensor, views: int,
-                    rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return the classifier's logits (B, A) averaged over ``views`` jittered copies of images (B, C, S, S),
-    and its logits (B, A) of the images as they are (the first copy).
+def smoothed_logits(classifier: torch.nn.Module, generator: torch.nn.Module, latent: torch.Tensor, views: int,
+                    smoothing: float, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the classifier's logits (B, A) of the faces drawn from ``latent`` (B, D) averaged over ``views``
+    nearby latents, and its logits (B, A) of the faces of ``latent`` itself (the first view).
 
-    Each copy is shifted by up to S/16 pixels, mirrored with probability 1/2, and gets a small brightness
-    change and pixel noise. A classifier's gradient at one exact image is mostly made of changes no person
-    would see (the same weakness adversarial examples exploit): through the generator they turn into a
-    changed background or a faint texture that raises the classifier's score and nobody else's. Averaged
-    over small changes that do not alter a face, only what survives them (the attribute itself) is
-    followed: "expectation over transformation" (Athalye et al., 2018). The first copy is the image as it is.
+    Each other view adds Gaussian noise of standard deviation ``smoothing`` to every latent coordinate. A
+    classifier's gradient at one exact face is mostly made of changes no person would see (the weakness
+    adversarial examples exploit): through the generator they become a texture or a background shade that
+    raises the steering classifier's score and nobody else's. Such changes differ from one face to the
+    next, while the attribute itself is what the faces around a latent share, so the gradient of the
+    average follows the attribute (SmoothGrad, Smilkov et al., 2017, taken into latent space).
     """
-    if views == 1:
-        logits = classifier(images)
+    if views == 1 or smoothing == 0:
+        logits = classifier(generator(latent))
         return logits, logits
-    size = images.shape[-1]
-    reach = max(1, size // 16)
-    padded = torch.nn.functional.pad(images, (reach,) * 4, mode="replicate")
-    copies = [images]
-    for _ in range(views - 1):
-        dx, dy = torch.randint(0, 2 * reach + 1, (2,), generator=rng, device=images.device).tolist()
-        copy = padded[..., dy:dy + size, dx:dx + size]
-        if torch.rand((), generator=rng, device=images.device) < 0.5:
-            copy = copy.flip(-1)
-        brightness = (torch.rand(images.shape[0], 1, 1, 1, generator=rng, device=images.device) - 0.5) * 0.2
-        noise = torch.randn(copy.shape, generator=rng, device=images.device) * 0.05
-        copies.append((copy + brightness + noise).clamp(-1, 1))
-    logits = classifier(torch.cat(copies)).unflatten(0, (views, images.shape[0]))  # (views, B, A)
+    offsets = torch.randn((views - 1, *latent.shape), generator=rng, device=latent.device) * smoothing
+    nearby = torch.cat([latent[None], latent[None] + offsets]).flatten(0, 1)  # (views * B, D)
+    logits = classifier(generator(nearby)).unflatten(0, (views, latent.shape[0]))  # (views, B, A)
     return logits.mean(0), logits[0]
 
 
