@@ -500,9 +500,22 @@ def test_a_missing_hub_repo_is_a_one_line_error(server: Server, tmp_path: Path) 
     server.routes["/api/datasets/nobody/nothing/tree/main"] = missing
     with pytest.raises(LatentctlError) as raised:
         download_hub(tmp_path / "celeba", "nobody/nothing", endpoint=server.url(""))
-    assert raised.value.message == ("there is no public Hub dataset nobody/nothing (it does not exist, or is "
-                                    "private or gated)")
+    assert raised.value.message == ("the dataset nobody/nothing does not exist on the Hub, or it is private and "
+                                    "your token cannot see it")
     assert "--hub-repo" in (raised.value.hint or "")
+
+
+def test_a_gated_hub_dataset_says_so_and_how_to_get_in(server: Server, tmp_path: Path) -> None:
+    def gated(handler: _Handler, query: dict[str, str], head: bool) -> None:  # as the Hub answers
+        handler.reply(403, b'{"error": "Access to this dataset is restricted"}', content_type="application/json",
+                      headers={"X-Error-Code": "GatedRepo"})
+
+    server.routes["/api/datasets/someone/gated/tree/main"] = gated
+    with pytest.raises(LatentctlError) as raised:
+        download_hub(tmp_path / "celeba", "someone/gated", endpoint=server.url(""))
+    assert raised.value.message == ("the dataset someone/gated is gated: accept its conditions on "
+                                    "https://huggingface.co/datasets/someone/gated first")
+    assert "HF_TOKEN" in (raised.value.hint or "")
 
 
 @pytest.mark.parametrize(("path", "split"), [

@@ -271,6 +271,7 @@ def test_an_unknown_repo_is_a_one_line_error(cli, fake_hub):
     result = cli("hub", "pull", "ada/nothing")
     assert result.exit_code == 1
     assert result.stderr.startswith("error: ada/nothing does not exist on the Hub, or it is private")
+    assert "a token that can read it" in result.stderr  # a pull needs read access, not write
 
 
 def test_an_unknown_revision_is_a_one_line_error(cli, fake_hub, tiny_model):

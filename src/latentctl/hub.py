@@ -32,6 +32,17 @@ SAMPLE_SEEDS = 16  # images in a card's sample: seeds 0-15, or 8 per label (one 
 # Hub datasets of the data latentctl trains on, for the card's metadata (synthetic sets have none)
 HUB_DATASETS = {"mnist": "ylecun/mnist", "celeba": "flwrlabs/celeba"}
 LOGIN_HINT = "set HF_TOKEN to a token with write access, or run 'hf auth login'"
+READ_HINT = "set HF_TOKEN to a token that can read it, or run 'hf auth login'"
+
+
+def not_found_message(what: str) -> str:
+    """The one wording of a repository the Hub says is not there, for models and datasets alike."""
+    return f"{what} does not exist on the Hub, or it is private and your token cannot see it"
+
+
+def gated_message(what: str, url: str) -> str:
+    """The one wording of a gated repository, for models and datasets alike."""
+    return f"{what} is gated: accept its conditions on {url} first"
 
 
 @dataclass
@@ -113,7 +124,7 @@ def push(model_dir: Path, repo_id: str, *, private: bool = False, revision: str 
         operations.append(CommitOperationAdd(SAMPLE_FILE, sample))
     files = [operation.path_in_repo for operation in operations]
     api = _api()
-    with _hub_errors(repo_id, revision):
+    with _hub_errors(repo_id, revision, hint=LOGIN_HINT):
         api.create_repo(repo_id, private=True if private else None, exist_ok=True)
         if revision not in (None, "main"):
             api.create_branch(repo_id, branch=revision, exist_ok=True)
@@ -279,8 +290,9 @@ def _check_online(action: str) -> None:
 
 
 @contextmanager
-def _hub_errors(repo_id: str, revision: str | None) -> Iterator[None]:
-    """Turn huggingface_hub's exceptions (offline, unreachable, not found, refused) into one-line errors."""
+def _hub_errors(repo_id: str, revision: str | None, hint: str = READ_HINT) -> Iterator[None]:
+    """Turn huggingface_hub's exceptions (offline, unreachable, not found, refused) into one-line errors;
+    ``hint`` says which token would do (read for a pull, write for a push)."""
     from huggingface_hub import errors
 
     where = f"{repo_id}@{revision}" if revision else repo_id
@@ -297,18 +309,17 @@ def _hub_errors(repo_id: str, revision: str | None) -> Iterator[None]:
         raise LatentctlError(f"cannot reach {where}: HF_HUB_OFFLINE is set",
                              hint="unset HF_HUB_OFFLINE and try again") from None
     except errors.GatedRepoError:
-        raise LatentctlError(f"{repo_id} is gated: accept its conditions on huggingface.co first",
-                             hint=LOGIN_HINT) from None
+        raise LatentctlError(gated_message(repo_id, f"https://huggingface.co/{repo_id}"), hint=hint) from None
     except errors.RepositoryNotFoundError:
-        raise LatentctlError(f"{repo_id} does not exist on the Hub, or it is private and your token cannot see it",
-                             hint=f"check the name; for a private repository {LOGIN_HINT}") from None
+        raise LatentctlError(not_found_message(repo_id),
+                             hint=f"check the name; for a private repository, {hint}") from None
     except errors.RevisionNotFoundError:
         raise LatentctlError(f"{repo_id} has no revision {revision}",
                              hint=f"see the branches and tags on https://huggingface.co/{repo_id}") from None
     except errors.HfHubHTTPError as error:
         status = getattr(getattr(error, "response", None), "status_code", None)
         if status in (401, 403):
-            raise LatentctlError(f"the Hub refused access to {repo_id} (HTTP {status})", hint=LOGIN_HINT) from None
+            raise LatentctlError(f"the Hub refused access to {repo_id} (HTTP {status})", hint=hint) from None
         raise LatentctlError(f"the Hub failed on {where}: {first_line(error)}",
                              hint="try again later; rerun with --debug for details") from None
     except Exception as error:

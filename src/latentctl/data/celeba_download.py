@@ -354,12 +354,17 @@ def hub_parquet_files(repo_id: str, *, endpoint: str | None = None,
                       revision: str | None = None) -> list[tuple[str, int]]:
     """Return the parquet files of a Hub dataset with their split codes, train first, then val, then test."""
     from huggingface_hub import HfApi
-    from huggingface_hub.utils import RepositoryNotFoundError  # where every version since 0.23 exports it
+    from huggingface_hub.utils import GatedRepoError, RepositoryNotFoundError  # exported so since 0.23
+
+    from latentctl.hub import READ_HINT, gated_message, not_found_message
 
     try:
         names = HfApi(endpoint=endpoint).list_repo_files(repo_id, repo_type="dataset", revision=revision)
+    except GatedRepoError:
+        raise LatentctlError(gated_message(f"the dataset {repo_id}", f"https://huggingface.co/datasets/{repo_id}"),
+                             hint=READ_HINT) from None
     except RepositoryNotFoundError:
-        raise LatentctlError(f"there is no public Hub dataset {repo_id} (it does not exist, or is private or gated)",
+        raise LatentctlError(not_found_message(f"the dataset {repo_id}"),
                              hint=f"check --hub-repo (the default is {HUB_REPO}), or use '--source official'") from None
     except _hub_errors() as error:
         raise LatentctlError(f"could not list the files of the Hub dataset {repo_id}: {first_line(error)}",
