@@ -15,6 +15,7 @@ Prints a markdown table per part with the training images/s beside the scores.
 
     python benchmarks/quality.py                                  # both parts, fp32 (the reference) and auto
     python benchmarks/quality.py --parts digits --device cuda --precisions fp32,bf16 --epochs 10
+    python benchmarks/quality.py --parts faces --precisions auto --face-size 64 --face-width 32 --keep runs/q64
 """
 
 from __future__ import annotations
@@ -136,13 +137,17 @@ def main() -> None:
                         help=f"the demo trains {demo.DEMO_CLASSIFIER_EPOCHS}; train classifier 5")
     parser.add_argument("--r1", type=float, default=FACE_R1, help="the face GAN's R1 weight (train gan --r1)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep", type=Path, help="write the data and the models here and keep them (e.g. for "
+                        "`latentctl eval steer --model DIR/gan-auto --classifier DIR/classifier-auto`)")
     args = parser.parse_args()
     device, precisions = torch.device(args.device), args.precisions.split(",")
-    with tempfile.TemporaryDirectory(prefix="latentctl-quality-") as folder:
+    with tempfile.TemporaryDirectory(prefix="latentctl-quality-") as scratch:
+        folder = args.keep or Path(scratch)
+        folder.mkdir(parents=True, exist_ok=True)
         if "digits" in args.parts.split(","):
-            digits(Path(folder), device, precisions, args.epochs, args.seed)
+            digits(folder, device, precisions, args.epochs, args.seed)
         if "faces" in args.parts.split(","):
-            face_part(Path(folder), device, precisions, args.face_epochs, args.seed, args.faces, args.face_size,
+            face_part(folder, device, precisions, args.face_epochs, args.seed, args.faces, args.face_size,
                       args.face_width, args.classifier_epochs, args.r1)
 
 

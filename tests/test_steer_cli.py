@@ -198,6 +198,24 @@ def test_eval_steer_until_leaves_faces_the_classifier_already_reads_as_the_targe
         assert refused.exit_code == 2 and "--until" in refused.stderr
 
 
+def test_eval_steer_leaves_an_attribute_empty_when_the_judge_reads_every_face_as_having_it(cli, models, tmp_path):
+    sure = save_classifier(tmp_path / "sure-judge", seed=2)  # a judge that reads every face as male
+    tensors = store.load_tensors(sure / store.WEIGHTS_FILE)
+    tensors["head.bias"][CELEBA_ATTRIBUTES.index("Male")] = 50.0
+    store.save_tensors(sure / store.WEIGHTS_FILE, tensors)
+    plot = tmp_path / "eval.png"
+    result = cli("eval", "steer", "--model", models["gan"], "--classifier", models["classifier"], "--judge", sure,
+                 "--attribute", "Male", "--attribute", "Smiling", "--faces", 2, "--steps", 2, "--samples", 200,
+                 "--device", "cpu", "--plot", plot, "--json")
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output and "reads every face it searched as having Male" in result.stderr
+    rows = json.loads(result.stdout)["scores"]
+    male = [row for row in rows if row["attribute"] == "Male"]
+    assert len(male) == 4 and all(row["faces"] == 0 and row["success"] is None for row in male)
+    assert all(row["faces"] >= 1 and row["success"] is not None for row in rows if row["attribute"] == "Smiling")
+    assert plot.is_file()
+
+
 def test_eval_steer_refuses_the_steering_classifier_as_its_own_judge(cli, models):
     result = cli("eval", "steer", "--model", models["gan"], "--classifier", models["classifier"], "--judge",
                  models["classifier"], "--device", "cpu")

@@ -89,9 +89,12 @@ def steer(
                                judge_config.labels, readable, session["config"].latent_dim, targets, settings,
                                keep_values=(keep_others, 0.0) if keep_others > 0 else (0.0,),
                                methods=("gradient", "direction"), directions=directions, faces=faces, seed=seed)
-    rows = [[s.attribute, s.method, f"{s.keep_others:g}", s.faces, f"{100 * s.success:.0f}%",
-             f"{100 * s.steerer_success:.0f}%", f"{s.others:.3f}", f"{s.moved:.3f}", f"{s.seconds:.1f}s"]
-            for s in scores]
+    for name in dict.fromkeys(s.attribute for s in scores if s.faces == 0):
+        console.warn(f"the judge reads every face it searched as having {name}, so none was steered towards it "
+                     f"(its rows are empty); a judge this sure may be undertrained, or the GAN always draws it")
+    rows = [[s.attribute, s.method, f"{s.keep_others:g}", s.faces, _cell(s.success, "{:.0%}"),
+             _cell(s.steerer_success, "{:.0%}"), _cell(s.others, "{:.3f}"), _cell(s.moved, "{:.3f}"),
+             f"{s.seconds:.1f}s"] for s in scores]
     console.print_table("steering, read by the judge", ["attribute", "method", "keep-others", "faces", "success",
                                                         "steerer says", "others", "moved", "time"], rows)
     if plot is not None:
@@ -109,9 +112,15 @@ def steer(
         console.emit_path(plot)
 
 
+def _cell(value: float | None, form: str) -> str:
+    return "-" if value is None else form.format(value)
+
+
 def _panels(scores: list) -> dict[str, dict[str, dict[str, float]]]:
     panels: dict[str, dict[str, dict[str, float]]] = {"success (judge)": {}, "change of the other attributes": {}}
     for score in scores:
+        if score.faces == 0:
+            continue
         series = f"{score.method}, keep-others {score.keep_others:g}"
         panels["success (judge)"].setdefault(score.attribute, {})[series] = score.success
         panels["change of the other attributes"].setdefault(score.attribute, {})[series] = score.others

@@ -101,6 +101,8 @@ def steer(generator: torch.nn.Module, classifier: torch.nn.Module, noise: torch.
     """
     if not targets:
         raise ValueError("steering needs at least one target attribute")
+    if noise.shape[0] == 0:
+        raise ValueError("steering needs at least one face")
     if settings.method == "direction" and direction is None:
         raise ValueError("the direction method needs a direction")
     generator.eval()

@@ -31,11 +31,11 @@ class SteerScore:
     attribute: str
     method: str
     keep_others: float
-    faces: int
-    success: float  # the judge reads the attribute at the last frame
-    steerer_success: float  # the steering classifier does (a gap to ``success`` = fooling the steerer)
-    others: float  # mean |change| of the judge's other readable attributes
-    moved: float  # mean |pixel change| in [0, 1]
+    faces: int  # 0 when the judge read every face searched as having the attribute: nothing was scored
+    success: float | None  # the judge reads the attribute at the last frame
+    steerer_success: float | None  # the steering classifier does (a gap to ``success`` = fooling the steerer)
+    others: float | None  # mean |change| of the judge's other readable attributes
+    moved: float | None  # mean |pixel change| in [0, 1]
     seconds: float
 
     def to_dict(self) -> dict:
@@ -61,6 +61,11 @@ def evaluate_steering(generator: torch.nn.Module, classifier: torch.nn.Module, n
         noise = starting_faces(generator, judge, judge_column, latent_dim, faces, seed)
         others = [judge_names.index(name) for name in readable if name != attribute]
         target = [Target(column, attribute, +1)]
+        if noise.shape[0] == 0:  # every face already has it, as the judge reads them
+            scores += [SteerScore(attribute=attribute, method=method, keep_others=keep, faces=0, success=None,
+                                  steerer_success=None, others=None, moved=None, seconds=0.0)
+                       for method in methods for keep in keep_values]
+            continue
         for method in methods:
             for keep in keep_values:
                 run_settings = replace(settings, method=method, keep_others=keep)
