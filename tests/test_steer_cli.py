@@ -77,6 +77,19 @@ def test_steer_json_lists_target_probabilities_and_biggest_changes_per_frame(cli
     assert len(changed) == 3 and all(c["attribute"] not in ("Smiling", "Eyeglasses") for c in changed)
 
 
+def test_steer_views_choose_how_many_nearby_faces_each_step_reads(cli, models, tmp_path):
+    runs = {}
+    for views in (1, 3):
+        result = cli(*steer_args(models, "--to", "Male", "--n", 2, "--frames", 2, "--views", views, "--json",
+                                 tmp_path / f"v{views}.png"))
+        assert result.exit_code == 0, result.output
+        runs[views] = json.loads(result.stdout)
+        assert runs[views]["settings"]["views"] == views
+    one, three = (Image.open(tmp_path / f"v{views}.png").tobytes() for views in (1, 3))
+    assert one != three  # the nearby faces change the path, so the last frames differ
+    assert cli(*steer_args(models, "--to", "Male", "--views", 0, tmp_path / "v0.png")).exit_code == 2
+
+
 def test_steer_gif_animates_the_faces_in_a_square_grid(cli, models, tmp_path):
     out = tmp_path / "walk.gif"
     result = cli(*steer_args(models, "--to", "Male", "--n", 4, "--frames", 5, out))

@@ -9,9 +9,9 @@ import typer
 
 from latentctl import console, paths
 from latentctl.cli.options import Device, Json, Seed
-from latentctl.cli.steer import Classifier, FaceModel, KeepOthers, Samples, Steps, Strength, Until
+from latentctl.cli.steer import Classifier, FaceModel, KeepOthers, Samples, Steps, Strength, Until, Views
 from latentctl.errors import LatentctlError
-from latentctl.latent import DEFAULT_KEEP_OTHERS, DEFAULT_STRENGTH
+from latentctl.latent import DEFAULT_KEEP_OTHERS, DEFAULT_STRENGTH, DEFAULT_VIEWS
 
 app = typer.Typer(help="Measure what the models do.", no_args_is_help=True)
 
@@ -34,6 +34,7 @@ def steer(
     strength: Strength = DEFAULT_STRENGTH,
     keep_others: KeepOthers = DEFAULT_KEEP_OTHERS,
     until: Until = None,
+    views: Views = DEFAULT_VIEWS,
     samples: Samples = 10_000,
     plot: Annotated[Path | None, typer.Option("--plot", help="Also draw the table as a bar chart (PNG).",
                                               dir_okay=False)] = None,
@@ -82,7 +83,8 @@ def steer(
     readable = readable_attributes(judge_config.labels, judge_config.training.get("validation", {})
                                    .get("balanced_accuracy"))
     directions = session_directions(session, samples)
-    settings = SteerSettings(steps=steps, strength=strength, until=until, frames=2, seed=seed)  # first, last frame
+    settings = SteerSettings(steps=steps, strength=strength, until=until, frames=2, views=views,
+                             seed=seed)  # first, last frame
     console.info(f"steering {faces} faces towards each of {', '.join(targets)}: 2 methods x keep-others "
                  f"{keep_others:g} and 0, judged by {judge_dir} on {len(readable)} attributes it reads")
     scores = evaluate_steering(session["generator"], session["classifier"], session["names"], judge_model,
@@ -105,7 +107,7 @@ def steer(
                            "classifier": str(session["classifier_dir"]), "judge": str(judge_dir),
                            "readable": readable, "settings": {"steps": steps, "strength": strength,
                                                               "keep_others": keep_others, "until": until,
-                                                              "faces": faces},
+                                                              "views": views, "faces": faces},
                            "plot": None if plot is None else str(plot),
                            "scores": [s.to_dict() for s in scores]})
     elif plot is not None:

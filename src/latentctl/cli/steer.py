@@ -11,7 +11,7 @@ import typer
 from latentctl import console, paths
 from latentctl.cli.options import Device, Json, Seed
 from latentctl.errors import LatentctlError
-from latentctl.latent import DEFAULT_KEEP_OTHERS, DEFAULT_STRENGTH
+from latentctl.latent import DEFAULT_KEEP_OTHERS, DEFAULT_STRENGTH, DEFAULT_VIEWS
 
 FaceModel = Annotated[Path | None, typer.Option("--model", help="Face GAN folder, a name from 'latentctl "
                                                 "models list', or a Hub repo user/repo[@rev] "
@@ -35,6 +35,11 @@ KeepOthers = Annotated[float, typer.Option("--keep-others", min=0.0, rich_help_p
                                            help="Weight of keeping every other attribute where it was "
                                            "(disentanglement); 0 turns it off. With --method direction, any "
                                            "value > 0 projects their directions out.")]
+
+Views = Annotated[int, typer.Option("--views", min=1, max=16, rich_help_panel="Steering",
+                                    help="Faces the gradient method reads per face and step: the face and "
+                                    "views-1 drawn from nearby latents, whose average it follows (harder to "
+                                    "fool; each view costs a generator pass). 1: the face alone, fastest.")]
 
 
 def _check_until(value: float | None) -> float | None:
@@ -78,6 +83,7 @@ def steer(
     strength: Strength = DEFAULT_STRENGTH,
     keep_others: KeepOthers = DEFAULT_KEEP_OTHERS,
     until: Until = None,
+    views: Views = DEFAULT_VIEWS,
     samples: Samples = 10_000,
     frame_ms: Annotated[int, typer.Option("--frame-ms", min=10, max=5000, help="GIF frame time.")] = 150,
     scale: Annotated[int | None, typer.Option("--scale", min=1, max=16, help="Nearest-neighbour upscaling "
@@ -122,7 +128,7 @@ def steer(
         seeds = list(range(seed, seed + n))
         noise = noise_for_seeds(seeds, config.latent_dim)
     settings = SteerSettings(method=method.value, steps=steps, strength=strength, keep_others=keep_others,
-                             until=until, frames=frames, seed=seed)
+                             until=until, frames=frames, views=views, seed=seed)
     direction = None
     if method is Method.direction:
         fitted = session_directions(session, samples)
@@ -144,7 +150,8 @@ def steer(
                            "method": method.value, "to": [t.name for t in session["targets"] if t.sign > 0],
                            "away_from": [t.name for t in session["targets"] if t.sign < 0],
                            "settings": {"steps": steps, "strength": strength, "keep_others": keep_others,
-                                        "until": until, "frames": frames, "frame_steps": result.frame_steps},
+                                        "until": until, "views": views, "frames": frames,
+                                        "frame_steps": result.frame_steps},
                            "faces": report})
     else:
         console.emit_path(out)

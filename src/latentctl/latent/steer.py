@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
-from latentctl.latent import DEFAULT_KEEP_OTHERS, DEFAULT_STRENGTH
+from latentctl.latent import DEFAULT_KEEP_OTHERS, DEFAULT_STRENGTH, DEFAULT_VIEWS
 
 METHODS = ("gradient", "direction")
 
@@ -60,7 +60,7 @@ class SteerSettings:
     prior: float = 1.0  # weight of the stay-on-the-shell term (gradient)
     until: float | None = None  # stop a face once every target's probability is past this
     frames: int = 8
-    views: int = 4  # nearby latents whose faces the classifier reads per face and step (gradient); 1: the face alone
+    views: int = DEFAULT_VIEWS  # faces the classifier reads per face and step (gradient); 1: the face alone
     smoothing: float = 0.5  # standard deviation of the latent noise that makes the other views
     seed: int = 0  # of that noise
 
