@@ -87,10 +87,10 @@ class AttributeDirections:
         """
         usable = self.usable()
         usable[targets] = False
-        cosines = (self.normals @ (direction / direction.norm().clamp_min(1e-12))).abs()
+        unit = direction / direction.norm().clamp_min(1e-12)
+        cosines = (self.normals @ unit).abs()
         candidates = [int(i) for i in torch.argsort(cosines, descending=True)
                       if usable[i] and cosines[i] >= MIN_COSINE]
-        unit = direction / direction.norm().clamp_min(1e-12)
         kept: list[int] = []
         for candidate in candidates:
             if len(kept) == self.normals.shape[1] // 2:
