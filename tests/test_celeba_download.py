@@ -492,30 +492,25 @@ def test_a_hub_repo_that_is_not_celeba_fails_after_one_file(server: Server, tiny
     assert len(hub.downloads()) == 1 and not (root / IMAGE_DIR).exists()
 
 
-def test_a_missing_hub_repo_is_a_one_line_error(server: Server, tmp_path: Path) -> None:
-    def missing(handler: _Handler, query: dict[str, str], head: bool) -> None:  # as the Hub answers
-        handler.reply(401, b'{"error": "Repository not found"}', content_type="application/json",
-                      headers={"X-Error-Code": "RepoNotFound"})
+@pytest.mark.parametrize(("repo", "status", "code", "message", "hint"), [
+    ("nobody/nothing", 401, "RepoNotFound",
+     "the dataset nobody/nothing does not exist on the Hub, or it is private and your token cannot see it",
+     "--hub-repo"),
+    ("someone/gated", 403, "GatedRepo",
+     "the dataset someone/gated is gated: accept its conditions on https://huggingface.co/datasets/someone/gated first",
+     "HF_TOKEN"),
+], ids=["missing", "gated"])
+def test_a_missing_or_gated_hub_dataset_is_a_one_line_error(server: Server, tmp_path: Path, repo: str, status: int,
+                                                            code: str, message: str, hint: str) -> None:
+    def refuse(handler: _Handler, query: dict[str, str], head: bool) -> None:  # as the Hub answers
+        handler.reply(status, b'{"error": "Repository not found"}', content_type="application/json",
+                      headers={"X-Error-Code": code})
 
-    server.routes["/api/datasets/nobody/nothing/tree/main"] = missing
+    server.routes[f"/api/datasets/{repo}/tree/main"] = refuse
     with pytest.raises(LatentctlError) as raised:
-        download_hub(tmp_path / "celeba", "nobody/nothing", endpoint=server.url(""))
-    assert raised.value.message == ("the dataset nobody/nothing does not exist on the Hub, or it is private and "
-                                    "your token cannot see it")
-    assert "--hub-repo" in (raised.value.hint or "")
-
-
-def test_a_gated_hub_dataset_says_so_and_how_to_get_in(server: Server, tmp_path: Path) -> None:
-    def gated(handler: _Handler, query: dict[str, str], head: bool) -> None:  # as the Hub answers
-        handler.reply(403, b'{"error": "Access to this dataset is restricted"}', content_type="application/json",
-                      headers={"X-Error-Code": "GatedRepo"})
-
-    server.routes["/api/datasets/someone/gated/tree/main"] = gated
-    with pytest.raises(LatentctlError) as raised:
-        download_hub(tmp_path / "celeba", "someone/gated", endpoint=server.url(""))
-    assert raised.value.message == ("the dataset someone/gated is gated: accept its conditions on "
-                                    "https://huggingface.co/datasets/someone/gated first")
-    assert "HF_TOKEN" in (raised.value.hint or "")
+        download_hub(tmp_path / "celeba", repo, endpoint=server.url(""))
+    assert raised.value.message == message
+    assert hint in (raised.value.hint or "")
 
 
 @pytest.mark.parametrize(("path", "split"), [
