@@ -233,3 +233,17 @@ def test_eval_steer_refuses_the_steering_classifier_as_its_own_judge(cli, models
     result = cli("eval", "steer", "--model", models["gan"], "--classifier", models["classifier"], "--judge",
                  models["classifier"], "--device", "cpu")
     assert result.exit_code == 1 and "judge" in result.stderr
+
+
+def test_steer_says_how_many_faces_missed_a_target_and_what_may_help(cli, models, tmp_path):
+    result = cli(*steer_args(models, "--to", "Male", "--away-from", "Smiling", "--n", 6, "--strength", 0.01,
+                             "--json", tmp_path / "short.png"))
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    last = [face["frames"][-1]["targets"] for face in report["faces"]]
+    expected = {"Male": sum(t["Male"] <= 0.5 for t in last), "Smiling": sum(t["Smiling"] >= 0.5 for t in last)}
+    assert report["not_reached"] == {name: count for name, count in expected.items() if count}
+    assert report["not_reached"]  # so short a walk leaves faces where they started, on both sides of 0.5
+    for name, count in report["not_reached"].items():
+        assert f"{count} of 6 faces did not {'reach' if name == 'Male' else 'lose'} {name}" in result.stderr
+    assert "--method direction" in result.stderr and "--strength" in result.stderr

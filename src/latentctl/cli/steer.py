@@ -144,6 +144,14 @@ def steer(
         console.info(f"face {face['face']}{'' if face['seed'] is None else ' (seed ' + str(face['seed']) + ')'}: "
                      f"{moves}")
     console.info(f"wrote {noise.shape[0]} x {frames} frames to {out}")
+    short = _not_reached(report, session["targets"])
+    towards = {t.name: t.sign > 0 for t in session["targets"]}
+    for name, count in short.items():
+        missed = f"did not reach {name} (read below" if towards[name] else f"did not lose {name} (read above"
+        console.warn(f"{count} of {len(report)} faces {missed} 0.5 at the last frame): try a longer walk, "
+                     f"--strength {strength * 1.5:g}"
+                     + (", a weaker --keep-others" if keep_others > 0 and method is Method.gradient else "")
+                     + (" or --method direction" if method is Method.gradient else ""))
     if json_output:
         console.emit_json({"command": "steer", "model": str(session["model_dir"]),
                            "classifier": str(session["classifier_dir"]), "output": str(out),
@@ -152,7 +160,7 @@ def steer(
                            "settings": {"steps": steps, "strength": strength, "keep_others": keep_others,
                                         "until": until, "views": views, "frames": frames,
                                         "frame_steps": result.frame_steps},
-                           "faces": report})
+                           "not_reached": short, "faces": report})
     else:
         console.emit_path(out)
 
@@ -263,6 +271,17 @@ def _describe(targets: list) -> str:
     away = [t.name for t in targets if t.sign < 0]
     return " and ".join(part for part in (f"towards {', '.join(towards)}" if towards else "",
                                           f"away from {', '.join(away)}" if away else "") if part)
+
+
+def _not_reached(report: list[dict[str, Any]], targets: list) -> dict[str, int]:
+    """Per target that some faces missed: how many faces the classifier reads on its wrong side at the end."""
+    counts = {}
+    for target in targets:
+        last = [face["frames"][-1]["targets"][target.name] for face in report]
+        missed = sum(p <= 0.5 if target.sign > 0 else p >= 0.5 for p in last)
+        if missed:
+            counts[target.name] = missed
+    return counts
 
 
 def _report(result: Any, session: dict[str, Any], seeds: list[int | None]) -> list[dict[str, Any]]:
