@@ -136,7 +136,8 @@ def test_steering_reaches_the_targets_as_the_judge_reads_it(steer_eval):
     for method in ("gradient", "direction"):
         for keep in (KEEP, 0.0):
             assert steer_eval[("Male", method, keep)]["success"] >= 0.9, (method, keep)
-            assert steer_eval[("Smiling", "direction", keep)]["success"] >= 0.9, keep
+    for keep in (KEEP, 0.0):
+        assert steer_eval[("Smiling", "direction", keep)]["success"] >= 0.9, keep
     assert steer_eval[("Smiling", "gradient", KEEP)]["success"] >= 0.75
     assert steer_eval[("Smiling", "gradient", 0.0)]["success"] >= 0.8
     assert steer_eval[("Eyeglasses", "direction", 0.0)]["success"] >= 0.9

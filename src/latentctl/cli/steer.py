@@ -145,11 +145,10 @@ def steer(
                      f"{moves}")
     console.info(f"wrote {noise.shape[0]} x {frames} frames to {out}")
     short = _not_reached(report, session["targets"])
-    towards = {t.name: t.sign > 0 for t in session["targets"]}
-    for name, count in short.items():
-        missed = f"did not reach {name} (read below" if towards[name] else f"did not lose {name} (read above"
-        console.warn(f"{count} of {len(report)} faces {missed} 0.5 at the last frame): try a longer walk, "
-                     f"--strength {strength * 1.5:g}"
+    for target in (t for t in session["targets"] if t.name in short):
+        missed = f"reach {target.name} (read below" if target.sign > 0 else f"lose {target.name} (read above"
+        console.warn(f"{short[target.name]} of {len(report)} faces did not {missed} 0.5 at the last frame): "
+                     f"try a longer walk, --strength {strength * 1.5:g}"
                      + (", a weaker --keep-others" if keep_others > 0 and method is Method.gradient else "")
                      + (" or --method direction" if method is Method.gradient else ""))
     if json_output:
