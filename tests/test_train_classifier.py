@@ -56,7 +56,7 @@ def test_train_writes_a_classifier_that_says_how_it_was_made(cli, faces_root, tm
     config = json.loads((out / "config.json").read_text())
     assert config["kind"] == "classifier" and config["labels"] == list(CELEBA_ATTRIBUTES)
     assert config["architecture"] == {"name": "attribute-cnn", "image_size": 32, "channels": 3,
-                                      "num_attributes": 40, "width": 8}
+                                      "num_attributes": 40, "width": 8, "members": 1}
     assert config["latent_dim"] == 0 and config["normalization"] == {"mean": [0.5] * 3, "std": [0.5] * 3}
     training = config["training"]
     assert training["epochs"] == 1 and training["complete"] is True and training["seconds"] > 0
@@ -87,10 +87,12 @@ def test_without_json_stdout_is_the_model_folder(cli, faces_root, tmp_path):
     assert result.exit_code == 0 and result.stdout.strip() == str(tmp_path / "run")
 
 
-def test_resume_across_epochs_is_bit_exact(cli, faces_root, tmp_path):
+@pytest.mark.parametrize("members", [1, 2])
+def test_resume_across_epochs_is_bit_exact(cli, faces_root, tmp_path, members):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    assert train(cli, faces_root, straight, "--epochs", "2").exit_code == 0
-    assert train(cli, faces_root, resumed, "--epochs", "1").exit_code == 0
+    flags = ("--members", str(members))
+    assert train(cli, faces_root, straight, "--epochs", "2", *flags).exit_code == 0
+    assert train(cli, faces_root, resumed, "--epochs", "1", *flags).exit_code == 0
     result = train(cli, faces_root, resumed, "--resume", "--epochs", "2")
     assert result.exit_code == 0, result.stderr
     assert weights(straight) == weights(resumed)
@@ -127,6 +129,37 @@ def test_divergence_stops_and_keeps_the_last_good_model(faces, tmp_path):
     assert "--force" in error.value.hint
     assert (tmp_path / "model.safetensors").read_bytes() == good
     assert json.loads((tmp_path / "training_state.json").read_text())["epoch"] == 1
+
+
+def test_an_ensemble_reads_the_mean_of_its_independently_initialised_members():
+    torch.manual_seed(0)
+    model = AttributeClassifier(ClassifierConfig(image_size=32, width=8, members=3)).eval()
+    images = torch.rand(4, 3, 32, 32) * 2 - 1
+    each = model(images, each_member=True)
+    assert each.shape == (3, 4, 40)
+    assert torch.allclose(model(images), each.mean(0))
+    first, second = (dict(member.named_parameters())["features.0.weight"] for member in model.members[:2])
+    assert not torch.equal(first, second)
+
+
+def test_train_members_writes_an_ensemble_that_loads_as_one_classifier(cli, faces_root, tmp_path):
+    result = train(cli, faces_root, tmp_path / "run", "--epochs", "1", "--members", "2", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["architecture"]["members"] == 2
+    model, config = store.load_model(tmp_path / "run", "classifier")
+    assert config.architecture["members"] == 2 and len(model.members) == 2
+    images = torch.zeros(1, 3, 32, 32)
+    assert model.eval()(images).shape == (1, 40)
+
+
+def test_a_classifier_saved_before_ensembles_existed_loads_as_one_network(cli, faces_root, tmp_path):
+    assert train(cli, faces_root, tmp_path / "run", "--epochs", "1").exit_code == 0
+    config_path = tmp_path / "run" / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["architecture"]["members"]
+    config_path.write_text(json.dumps(config))
+    model, _ = store.load_model(tmp_path / "run", "classifier")
+    assert model.config.members == 1
 
 
 def test_resuming_a_gan_run_as_a_classifier_is_refused(cli, faces_root, tiny_model, tmp_path):

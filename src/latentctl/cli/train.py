@@ -549,6 +549,10 @@ def train_classifier(
                                           "whole batch, not each GPU's share.", rich_help_panel=HYPER)] = False,
     width: Annotated[int, typer.Option(min=4, help="Channels of the first convolution; doubled at each lower "
                                        "resolution.", rich_help_panel=ARCH)] = 32,
+    members: Annotated[int, typer.Option(min=1, max=16, help="Networks trained side by side whose logits are "
+                                         "averaged: steering then follows what they agree on, not one "
+                                         "network's quirks (see docs/steering.md). Each costs a network's "
+                                         "time.", rich_help_panel=ARCH)] = 1,
     size: ImageSize = 64,
     crop: Crop = 178,
     resume: Resume = False,
@@ -598,7 +602,8 @@ def train_classifier(
             _announce_resume(trainer, out)
         else:
             _warn_sync_bn_alone(sync_bn, dist)
-            config = ClassifierConfig(image_size=size, channels=3, num_attributes=len(data.names), width=width)
+            config = ClassifierConfig(image_size=size, channels=3, num_attributes=len(data.names), width=width,
+                                      members=members)
             options = ClassifierOptions(epochs=epochs or 5, batch_size=batch_size, lr=lr, seed=seed, sync_bn=sync_bn,
                                         precision=precision.value, compile=compile)
             trainer = ClassifierTrainer(config, options, data, out, torch_device, dist=dist)

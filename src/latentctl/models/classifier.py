@@ -21,11 +21,17 @@ The design, and why:
 - Everything is differentiable, nothing works in place on the input, and there is no dropout (whose
   randomness would also break bit-exact ``--resume``): steering can backpropagate from the logits into
   the image a generator drew.
+- ``members > 1`` makes it an ensemble: that many networks of this design, initialised independently and
+  trained side by side on the same batches, whose logits are averaged. What steering ascends is then what
+  they agree on. One network's gradient at a face is partly made of changes only that network responds
+  to (the weakness adversarial examples exploit); independently initialised networks share the attribute
+  but not those quirks, so in the average the quirks cancel (Lakshminarayanan et al., 2017, on deep
+  ensembles; Tramèr et al., 2018, on why attacks on one model transfer less to an ensemble).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
@@ -43,10 +49,11 @@ class ClassifierConfig:
     channels: int = 3
     num_attributes: int = 40
     width: int = 32  # channels of the first convolution; doubled at each lower resolution
+    members: int = 1  # networks whose logits are averaged (an ensemble); 1: one network
 
     def __post_init__(self) -> None:
         base_size(self.image_size)  # raises on unsupported sizes
-        for name in ("image_size", "channels", "num_attributes", "width"):
+        for name in ("image_size", "channels", "num_attributes", "width", "members"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -65,11 +72,16 @@ def _conv(width_in: int, width_out: int, stride: int) -> list[nn.Module]:
 
 
 class AttributeClassifier(nn.Module):
-    """Maps images (N, C, S, S) in [-1, 1] to attribute logits (N, num_attributes)."""
+    """Maps images (N, C, S, S) in [-1, 1] to attribute logits (N, num_attributes): one network's, or the
+    mean of its members' when ``config.members > 1``."""
 
     def __init__(self, config: ClassifierConfig) -> None:
         super().__init__()
         self.config = config
+        if config.members > 1:  # each member draws its own initial weights from the global generator
+            single = replace(config, members=1)
+            self.members = nn.ModuleList(AttributeClassifier(single) for _ in range(config.members))
+            return
         widths = self.config.widths()
         base, _ = base_size(config.image_size)
         layers = _conv(config.channels, widths[0], 2)  # (N, C, S, S) -> (N, widths[0], S/2, S/2)
@@ -84,8 +96,13 @@ class AttributeClassifier(nn.Module):
                 nn.init.normal_(module.weight, 0.0, 0.01)
                 nn.init.zeros_(module.bias)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(images).flatten(1))
+    def forward(self, images: torch.Tensor, each_member: bool = False) -> torch.Tensor:
+        """Return the logits (N, A), or with ``each_member`` every member's (members, N, A), as training needs."""
+        if self.config.members == 1:
+            logits = self.head(self.features(images).flatten(1))
+            return logits[None] if each_member else logits
+        logits = torch.stack([member(images) for member in self.members])
+        return logits if each_member else logits.mean(0)
 
     @torch.no_grad()
     def start_at_base_rates(self, rates: torch.Tensor) -> None:
@@ -96,6 +113,10 @@ class AttributeClassifier(nn.Module):
         long. Starting at the rates (the prior initialisation of Lin et al., 2017), training goes straight
         to the features.
         """
+        if self.config.members > 1:
+            for member in self.members:
+                member.start_at_base_rates(rates)
+            return
         self.head.bias.copy_(torch.logit(rates.float().clamp(1e-3, 1 - 1e-3)).to(self.head.bias.device))
 
 

@@ -167,13 +167,14 @@ class ClassifierTrainer(EpochLoop):
         return order.to(self.train_images.device), flips.to(self.device)
 
     def train_step(self, batch_index: torch.Tensor, flip: torch.Tensor) -> None:
-        """One Adam step on this rank's batch: mean binary cross-entropy over images and attributes."""
+        """One Adam step on this rank's batch: mean binary cross-entropy over images and attributes (and over
+        the members of an ensemble, each fitting the labels on its own)."""
         images = to_unit_range(batch_to(self.train_images[batch_index], self.device))  # (B, 3, S, S)
         images = speed.layout(torch.where(flip[:, None, None, None], images.flip(3), images), self.step_settings)
         targets = batch_to(self.train_targets[batch_index], self.device)
         with speed.autocast(self.device, self.step_settings):
-            logits = self.synced_model(images).float()
-        loss = F.binary_cross_entropy_with_logits(logits, targets)
+            logits = self.synced_model(images, each_member=True).float()  # (members, B, A)
+        loss = F.binary_cross_entropy_with_logits(logits, targets.expand_as(logits))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
