@@ -93,8 +93,9 @@ def test_resume_across_epochs_is_bit_exact(cli, faces_root, tmp_path, members):
     flags = ("--members", str(members))
     assert train(cli, faces_root, straight, "--epochs", "2", *flags).exit_code == 0
     assert train(cli, faces_root, resumed, "--epochs", "1", *flags).exit_code == 0
-    result = train(cli, faces_root, resumed, "--resume", "--epochs", "2")
+    result = train(cli, faces_root, resumed, "--resume", "--epochs", "2", *(flags if members > 1 else ()))
     assert result.exit_code == 0, result.stderr
+    assert ("--members" in result.stderr) == (members > 1)  # warned: a resumed run keeps its own
     assert weights(straight) == weights(resumed)
     history = [json.loads((folder / "training_state.json").read_text())["epochs"] for folder in (straight, resumed)]
     assert [e["validation"] for e in history[0]] == [e["validation"] for e in history[1]]

@@ -387,8 +387,8 @@ def _train_gan(context: typer.Context, kind: str, dataset: Any, config: Any, opt
 
 
 RESUME_KEEPS = ("batch_size", "lr", "beta1", "beta2", "ema_decay", "mode_seeking", "flip", "r1", "latent_dim",
-                "gen_width", "disc_width", "width", "size", "crop", "sample_every", "seed", "sync_bn", "precision",
-                "compile")
+                "gen_width", "disc_width", "width", "members", "size", "crop", "sample_every", "seed", "sync_bn",
+                "precision", "compile")
 
 
 def _where(trainer: Any) -> str:
