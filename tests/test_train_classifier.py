@@ -88,17 +88,53 @@ def test_without_json_stdout_is_the_model_folder(cli, faces_root, tmp_path):
 
 
 @pytest.mark.parametrize("members", [1, 2])
-def test_resume_across_epochs_is_bit_exact(cli, faces_root, tmp_path, members):
+def test_resume_across_epochs_is_bit_exact(cli, faces, faces_root, tmp_path, members):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     flags = ("--members", str(members))
     assert train(cli, faces_root, straight, "--epochs", "2", *flags).exit_code == 0
-    assert train(cli, faces_root, resumed, "--epochs", "1", *flags).exit_code == 0
-    result = train(cli, faces_root, resumed, "--resume", "--epochs", "2", *(flags if members > 1 else ()))
+    # the same run as the CLI starts it, stopped (as Ctrl-C stops it) once its first epoch is saved
+    stopped = ClassifierTrainer(ClassifierConfig(image_size=32, width=8, members=members),
+                                ClassifierOptions(epochs=2, batch_size=32), faces, resumed, CPU)
+
+    def stop_after_epoch_1(event: str, info: dict) -> None:
+        stopped.stop_requested = stopped.stop_requested or event == "epoch_end"
+
+    assert stopped.train(stop_after_epoch_1) is False
+    result = train(cli, faces_root, resumed, "--resume", *(flags if members > 1 else ()))
     assert result.exit_code == 0, result.stderr
     assert ("--members" in result.stderr) == (members > 1)  # warned: a resumed run keeps its own
     assert weights(straight) == weights(resumed)
     history = [json.loads((folder / "training_state.json").read_text())["epochs"] for folder in (straight, resumed)]
     assert [e["validation"] for e in history[0]] == [e["validation"] for e in history[1]]
+
+
+def test_the_learning_rate_decays_along_a_half_cosine_to_zero():
+    cosine, constant = ClassifierOptions(lr=2e-3), ClassifierOptions(lr=1e-3, lr_schedule="constant")
+    assert [cosine.lr_at(step, 100) for step in (0, 50, 100)] == pytest.approx([2e-3, 1e-3, 0])
+    assert cosine.lr_at(25, 100) > cosine.lr_at(26, 100)
+    assert {constant.lr_at(step, 100) for step in (0, 50, 100)} == {1e-3}
+    with pytest.raises(LatentctlError, match="schedule"):
+        ClassifierOptions(lr_schedule="step")
+
+
+def test_extending_a_constant_rate_run_is_training_longer_from_the_start(cli, faces_root, tmp_path):
+    """With a constant rate the steps do not depend on the planned length; with the cosine (the default),
+    a larger --epochs stretches the decay, so only the constant rate makes 1 + 1 epochs the same as 2."""
+    straight, extended = tmp_path / "straight", tmp_path / "extended"
+    assert train(cli, faces_root, straight, "--epochs", "2", "--lr-schedule", "constant").exit_code == 0
+    assert train(cli, faces_root, extended, "--epochs", "1", "--lr-schedule", "constant").exit_code == 0
+    assert train(cli, faces_root, extended, "--resume", "--epochs", "2").exit_code == 0
+    assert weights(straight) == weights(extended)
+    config = json.loads((extended / "config.json").read_text())
+    assert config["training"]["options"]["lr_schedule"] == "constant"
+
+
+def test_a_run_saved_before_lr_schedules_resumes_at_its_constant_rate(faces, tmp_path):
+    ClassifierTrainer(TINY, ClassifierOptions(epochs=1, batch_size=64), faces, tmp_path, CPU).train()
+    state = json.loads((tmp_path / "training_state.json").read_text())
+    del state["options"]["lr_schedule"]
+    (tmp_path / "training_state.json").write_text(json.dumps(state))
+    assert ClassifierTrainer.resume(tmp_path, faces, CPU, epochs=2).options.lr_schedule == "constant"
 
 
 def test_stopping_mid_epoch_and_resuming_is_bit_exact(faces, tmp_path):

@@ -67,6 +67,13 @@ class Precision(str, Enum):
     bf16 = "bf16"
 
 
+class LRSchedule(str, Enum):
+    """How the classifier's learning rate moves over a run (see latentctl.train.classifier)."""
+
+    cosine = "cosine"
+    constant = "constant"
+
+
 PrecisionOption = Annotated[Precision, typer.Option(
     "--precision", rich_help_panel="Runtime",
     help="auto: bf16 autocast on CUDA and on CPUs with bf16 instructions (AVX-512 BF16 or AMX), float32 on other "
@@ -386,9 +393,9 @@ def _train_gan(context: typer.Context, kind: str, dataset: Any, config: Any, opt
     _report(trainer, out, finished, json_output, resume_command, command=f"train {kind}")
 
 
-RESUME_KEEPS = ("batch_size", "lr", "beta1", "beta2", "ema_decay", "mode_seeking", "flip", "r1", "latent_dim",
-                "gen_width", "disc_width", "width", "members", "size", "crop", "sample_every", "seed", "sync_bn",
-                "precision", "compile")
+RESUME_KEEPS = ("batch_size", "lr", "lr_schedule", "beta1", "beta2", "ema_decay", "mode_seeking", "flip", "r1",
+                "latent_dim", "gen_width", "disc_width", "width", "members", "size", "crop", "sample_every", "seed",
+                "sync_bn", "precision", "compile")
 
 
 def _where(trainer: Any) -> str:
@@ -543,8 +550,12 @@ def train_classifier(
     epochs: Annotated[int | None, typer.Option(min=1, help="Total epochs [default: 5; with --resume: "
                                                "the run's own].", rich_help_panel=HYPER)] = None,
     batch_size: Annotated[int, typer.Option(min=2, help=BATCH_HELP, rich_help_panel=HYPER)] = 64,
-    lr: Annotated[float, typer.Option(callback=_positive, help="Adam learning rate.",
-                                      rich_help_panel=HYPER)] = 1e-3,
+    lr: Annotated[float, typer.Option(callback=_positive, help="Adam learning rate (the peak, at the first "
+                                      "step, with the cosine schedule).", rich_help_panel=HYPER)] = 2e-3,
+    lr_schedule: Annotated[LRSchedule, typer.Option(
+        "--lr-schedule", rich_help_panel=HYPER,
+        help="cosine: from --lr down to 0 along a half cosine over the run's steps (the rare attributes settle "
+             "in the small late steps); constant: --lr throughout, as the seed project trained.")] = LRSchedule.cosine,
     sync_bn: Annotated[bool, typer.Option("--sync-bn", help="With several GPUs, BatchNorm statistics over the "
                                           "whole batch, not each GPU's share.", rich_help_panel=HYPER)] = False,
     width: Annotated[int, typer.Option(min=4, help="Channels of the first convolution; doubled at each lower "
@@ -604,7 +615,8 @@ def train_classifier(
             _warn_sync_bn_alone(sync_bn, dist)
             config = ClassifierConfig(image_size=size, channels=3, num_attributes=len(data.names), width=width,
                                       members=members)
-            options = ClassifierOptions(epochs=epochs or 5, batch_size=batch_size, lr=lr, seed=seed, sync_bn=sync_bn,
+            options = ClassifierOptions(epochs=epochs or 5, batch_size=batch_size, lr=lr,
+                                        lr_schedule=lr_schedule.value, seed=seed, sync_bn=sync_bn,
                                         precision=precision.value, compile=compile)
             trainer = ClassifierTrainer(config, options, data, out, torch_device, dist=dist)
         console.info(f"training an attribute classifier on {data.fingerprint['name']} "
