@@ -135,6 +135,25 @@ def test_divergence_stops_and_keeps_the_last_good_model(tmp_path):
     assert json.loads((tmp_path / "training_state.json").read_text())["epoch"] == 1
 
 
+def test_a_collapsed_discriminator_stops_training_and_keeps_the_last_good_model(tmp_path):
+    trainer = GANTrainer(TINY, TrainOptions(epochs=1, batch_size=32, log_every=2), random_digits(256),
+                         tmp_path, torch.device("cpu"))
+    trainer.train()
+    good = (tmp_path / "model.safetensors").read_bytes()
+    trainer.options.epochs = 2
+    readings = trainer._readings
+
+    def collapsed() -> dict[str, float]:  # the epoch's means when D rejects every fake: G learns nothing
+        return {**readings(), "d_real": 0.9999, "d_fake": 1e-5, "loss_g": 11.5}
+
+    trainer._readings = collapsed
+    with pytest.raises(LatentctlError, match="discriminator collapsed at epoch 2") as error:
+        trainer.train()
+    assert "--force" in error.value.hint
+    assert (tmp_path / "model.safetensors").read_bytes() == good
+    assert json.loads((tmp_path / "training_state.json").read_text())["epoch"] == 1
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_ctrl_c_saves_exits_130_and_resume_finishes(digits, tmp_path):
     out = tmp_path / "run"
