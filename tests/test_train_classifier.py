@@ -129,6 +129,14 @@ def test_extending_a_constant_rate_run_is_training_longer_from_the_start(cli, fa
     assert config["training"]["options"]["lr_schedule"] == "constant"
 
 
+def test_extending_a_cosine_run_says_the_decay_stretches(cli, faces_root, tmp_path):
+    assert train(cli, faces_root, tmp_path / "run", "--epochs", "1").exit_code == 0
+    result = train(cli, faces_root, tmp_path / "run", "--resume", "--epochs", "2")
+    assert result.exit_code == 0, result.stderr
+    # one epoch of two done: the cosine is at its midpoint, half the peak of 2e-3
+    assert "cosine now spans 2 epochs, not 1: it goes on from 0.001" in " ".join(result.stderr.split())
+
+
 def test_a_run_saved_before_lr_schedules_resumes_at_its_constant_rate(faces, tmp_path):
     ClassifierTrainer(TINY, ClassifierOptions(epochs=1, batch_size=64), faces, tmp_path, CPU).train()
     state = json.loads((tmp_path / "training_state.json").read_text())

@@ -316,6 +316,7 @@ class ClassifierTrainer(EpochLoop):
         except (KeyError, TypeError, ValueError) as error:
             raise LatentctlError(f"{out_dir / store.STATE_JSON_FILE} is damaged ({error})",
                                  hint="start over with --force") from None
+        planned = options.epochs
         if epochs is not None:
             options.epochs = epochs
         size, crop = state.get("preprocessing", {}).get("size"), state.get("preprocessing", {}).get("crop")
@@ -338,6 +339,10 @@ class ClassifierTrainer(EpochLoop):
         trainer.logged = (trainer.step_in_epoch, trainer.loss_sum.item())
         trainer.global_step, trainer.seconds = state["global_step"], state["seconds"]
         trainer.history, trainer.epochs = state["history"], state["epochs"]
+        if options.epochs != planned and options.lr_schedule == "cosine":
+            rate = options.lr_at(trainer.global_step, options.epochs * trainer.steps_per_epoch)
+            warn(f"the learning rate's cosine now spans {options.epochs} epochs, not {planned}: it goes on from "
+                 f"{rate:.2g}, so the run is not the one {options.epochs} epochs from the start would make")
         return trainer
 
 
