@@ -164,6 +164,11 @@ class ClassifierTrainer(EpochLoop):
     def steps_per_epoch(self) -> int:
         return self.train_images.shape[0] // self.options.batch_size  # the ragged last batch is dropped
 
+    @property
+    def learning_rate(self) -> float:
+        """The rate of the next step, where the schedule stands after ``global_step`` of the run's steps."""
+        return self.options.lr_at(self.global_step, self.options.epochs * self.steps_per_epoch)
+
     def _examples(self) -> tuple[str, int]:
         return "the training split", self.train_images.shape[0]
 
@@ -189,7 +194,7 @@ class ClassifierTrainer(EpochLoop):
         images = speed.layout(torch.where(flip[:, None, None, None], images.flip(3), images), self.step_settings)
         targets = batch_to(self.train_targets[batch_index], self.device)
         for group in self.optimizer.param_groups:
-            group["lr"] = self.options.lr_at(self.global_step, self.options.epochs * self.steps_per_epoch)
+            group["lr"] = self.learning_rate
         with speed.autocast(self.device, self.step_settings):
             logits = self.synced_model(images, each_member=True).float()  # (members, B, A)
         loss = F.binary_cross_entropy_with_logits(logits, targets.expand_as(logits))
@@ -340,9 +345,9 @@ class ClassifierTrainer(EpochLoop):
         trainer.global_step, trainer.seconds = state["global_step"], state["seconds"]
         trainer.history, trainer.epochs = state["history"], state["epochs"]
         if options.epochs != planned and options.lr_schedule == "cosine":
-            rate = options.lr_at(trainer.global_step, options.epochs * trainer.steps_per_epoch)
             warn(f"the learning rate's cosine now spans {options.epochs} epochs, not {planned}: it goes on from "
-                 f"{rate:.2g}, so the run is not the one {options.epochs} epochs from the start would make")
+                 f"{trainer.learning_rate:.2g}, so the run is not the one {options.epochs} epochs from the start "
+                 "would make")
         return trainer
 
 
