@@ -295,7 +295,7 @@ def _build(config: ModelConfig, directory: Path) -> Any:
     gan_config = _architecture(GANConfig, config, directory)
     if (gan_config.image_size, gan_config.channels, gan_config.latent_dim) != \
             (config.image_size, config.channels, config.latent_dim) or \
-            len(config.labels) != gan_config.num_classes:
+            len(config.labels) != gan_config.num_labels:
         raise LatentctlError(f"{directory / CONFIG_FILE} contradicts itself (image size, channels, latent "
                              "size or labels differ from the architecture)", hint="restore the original config")
     return Generator(gan_config)

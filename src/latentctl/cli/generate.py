@@ -17,6 +17,12 @@ Model = Annotated[Path | None, typer.Option("--model", help="Model folder, a nam
                                             "models list' (gan-celeba), or a Hub repo user/repo[@rev] "
                                             "[default: cgan-mnist].")]
 GENERATORS = ("cgan", "gan")
+With = Annotated[list[str] | None, typer.Option(
+    "--with", show_default=False, help="A face model conditioned on attributes (train gan --condition attributes): "
+    "faces with this attribute (repeatable; Male, eyeglasses, 5_o_clock_shadow...). The others come in mixes "
+    "real faces have.")]
+Without = Annotated[list[str] | None, typer.Option(
+    "--without", show_default=False, help="Faces without this attribute (repeatable).")]
 Scale = Annotated[int | None, typer.Option("--scale", min=1, max=16, help="Nearest-neighbour upscaling of "
                                            "the output [default: 2 for images under 64 px, else 1].")]
 
@@ -41,6 +47,8 @@ def sample(
                                                   help="K images of every digit, one row per digit.")] = None,
     truncation: Annotated[float | None, typer.Option("--truncation", min=0.05, help="Redraw noise entries "
                                                      "beyond +-T: cleaner, less varied images.")] = None,
+    with_attributes: With = None,
+    without_attributes: Without = None,
     individual: Annotated[bool, typer.Option("--individual", help="One PNG per image in the folder OUT.")] = False,
     scale: Scale = None,
     save_latents: Annotated[Path | None, typer.Option("--save-latents", dir_okay=False, help="Also write the "
@@ -55,6 +63,8 @@ def sample(
     Image i uses seed S+i, so any image can be regenerated alone: `--digit 7 --seed 17 --n 1` repeats
     the 18th image of `--digit 7 --seed 0`. For a digit model without --digit or --per-digit, image i
     shows digit i mod 10 (column j of the grid shows digit j); --per-digit takes the place of --n.
+    A face model conditioned on attributes draws each image's attributes from real faces' (seeded by
+    S+i too), among those that agree with --with and --without.
 
     Examples:
 
@@ -64,12 +74,13 @@ def sample(
         latentctl sample --individual --n 100 digits/
         latentctl sample --model gan-celeba --n 64 faces.png
         latentctl sample --model gan-celeba --n 4 --save-latents z.safetensors faces.png
+        latentctl sample --model gan-attributes --with Eyeglasses --without Male glasses.png
     """
     import torch
 
     from latentctl import images as image_io
     from latentctl.device import resolve_device
-    from latentctl.latent.sampling import generate, noise_for_seeds
+    from latentctl.latent.sampling import draw_attributes, generate, noise_for_seeds
     from latentctl.latent.sampling import save_latents as write_latents
     from latentctl.store import load_model
 
@@ -82,7 +93,14 @@ def sample(
     model = paths.resolve_model(model, "cgan-mnist")
     generator, config = load_model(model, GENERATORS, resolve_device(device))
     label_count = len(config.labels)
-    if not label_count:
+    fixed = _asked_attributes(model, config, with_attributes, without_attributes, digit=digit, per_digit=per_digit)
+    attributes = None
+    if fixed is not None:
+        seeds = list(range(seed, seed + n))
+        attributes = draw_attributes(generator.attribute_prior, seeds, fixed)  # (n, A) in {0, 1}
+        labels = attributes
+        columns = min(n, math.ceil(math.sqrt(n)))
+    elif not label_count:
         _refuse_digits(model, digit=digit, per_digit=per_digit)
         labels = None
         columns = min(n, math.ceil(math.sqrt(n)))
@@ -101,21 +119,27 @@ def sample(
     pictures = generate(generator, noise, labels)
     if save_latents is not None:
         write_latents(save_latents, noise, seeds)
-    label_names = [None] * len(seeds) if labels is None else [config.labels[label] for label in labels.tolist()]
+    if attributes is not None:  # what each image was asked to show
+        described: list[dict[str, Any]] = [
+            {"attributes": [name for name, has in zip(config.labels, row, strict=True) if has]}
+            for row in attributes.bool().tolist()]
+    elif labels is None:
+        described = [{} for _ in seeds]
+    else:
+        described = [{"label": config.labels[label]} for label in labels.tolist()]
 
     written: list[dict[str, Any]] = []
     if individual:
         out.mkdir(exist_ok=True)
-        for index, (picture, label, image_seed) in enumerate(zip(pictures, label_names, seeds, strict=True)):
-            path = out / (f"{index:04d}-seed{image_seed}.png" if label is None else
-                          f"{index:04d}-digit{label}-seed{image_seed}.png")
+        for index, (picture, about, image_seed) in enumerate(zip(pictures, described, seeds, strict=True)):
+            path = out / (f"{index:04d}-digit{about['label']}-seed{image_seed}.png" if "label" in about else
+                          f"{index:04d}-seed{image_seed}.png")
             image_io.save_image(image_io.to_pil(picture[None], nrow=1, padding=0, scale=scale or 1), path)
-            written.append({"path": str(path), "seed": image_seed, **({} if label is None else {"label": label})})
+            written.append({"path": str(path), "seed": image_seed, **about})
     else:
         image_io.save_image(image_io.to_pil(pictures, nrow=columns, scale=_scale(scale, config)), out)
-        written = [{"path": str(out), "index": i, "row": i // columns, "column": i % columns, "seed": s,
-                    **({} if label is None else {"label": label})}
-                   for i, (label, s) in enumerate(zip(label_names, seeds, strict=True))]
+        written = [{"path": str(out), "index": i, "row": i // columns, "column": i % columns, "seed": s, **about}
+                   for i, (about, s) in enumerate(zip(described, seeds, strict=True))]
     console.info(f"wrote {len(pictures)} images to {out}")
     if json_output:
         console.emit_json({"command": "sample", "model": str(model), "output": str(out),
@@ -136,6 +160,8 @@ def interpolate(
     frames: Annotated[int, typer.Option("--frames", min=2, max=256, help="Images per walk.")] = 8,
     rows: Annotated[int, typer.Option("--rows", min=1, max=64, help="Independent walks.")] = 4,
     mode: Annotated[Walk, typer.Option("--mode", help="slerp (stays on the Gaussian shell) or lerp.")] = Walk.slerp,
+    with_attributes: With = None,
+    without_attributes: Without = None,
     frame_ms: Annotated[int, typer.Option("--frame-ms", min=10, max=5000, help="GIF frame time.")] = 120,
     scale: Scale = None,
     device: Device = "auto",
@@ -146,7 +172,8 @@ def interpolate(
 
     Row r walks from the noise of seed S+2r to that of seed S+2r+1. With --to-digit the label
     embedding is blended as well, so the digit morphs from one class into the other. Face models
-    (unconditional) walk between faces.
+    walk between faces; one conditioned on attributes keeps row r's attributes along the walk (drawn
+    from real faces' with seed S+2r, among those that agree with --with and --without).
 
     Examples:
 
@@ -154,10 +181,11 @@ def interpolate(
         latentctl interpolate --digit 1 --to-digit 7 --frames 12 morph.gif
         latentctl interpolate --mode lerp --rows 8 --json walks.png
         latentctl interpolate --model gan-celeba --frames 10 faces.gif
+        latentctl interpolate --model gan-attributes --with Smiling --without Eyeglasses smiles.gif
     """
     from latentctl import images as image_io
     from latentctl.device import resolve_device
-    from latentctl.latent.sampling import interpolation_walks
+    from latentctl.latent.sampling import draw_attributes, interpolation_walks
     from latentctl.store import load_model
 
     if to_digit is not None and digit is None:
@@ -170,14 +198,18 @@ def interpolate(
     generator, config = load_model(model, GENERATORS, resolve_device(device))
     start_labels: list[int] | None = None
     end_labels: list[int] | None = None
-    if not config.labels:
+    attributes = None
+    fixed = _asked_attributes(model, config, with_attributes, without_attributes, digit=digit, to_digit=to_digit)
+    if fixed is not None:
+        attributes = draw_attributes(generator.attribute_prior, [seed + 2 * r for r in range(rows)], fixed)
+    elif not config.labels:
         _refuse_digits(model, digit=digit, to_digit=to_digit)
     else:
         start_labels = [(_label_index(config.labels, digit) if digit is not None else r % len(config.labels))
                         for r in range(rows)]
         end_labels = [_label_index(config.labels, to_digit)] * rows if to_digit is not None else start_labels
     walks = interpolation_walks(generator, config.latent_dim, seed, rows, frames, mode.value,
-                                start_labels, end_labels)
+                                start_labels, end_labels, attributes=attributes)
     image_io.save_walks(walks, out, scale=_scale(scale, config), frame_ms=frame_ms)
     console.info(f"wrote {rows} walk(s) of {frames} frames to {out}")
     if json_output:
@@ -186,9 +218,43 @@ def interpolate(
                                {"from_seed": seed + 2 * r, "to_seed": seed + 2 * r + 1,
                                 **({} if start_labels is None or end_labels is None else
                                    {"from_label": config.labels[start_labels[r]],
-                                    "to_label": config.labels[end_labels[r]]})} for r in range(rows)]})
+                                    "to_label": config.labels[end_labels[r]]}),
+                                **({} if attributes is None else
+                                   {"attributes": [name for name, has in zip(config.labels, attributes[r].bool(),
+                                                                             strict=True) if has]})}
+                               for r in range(rows)]})
     else:
         console.emit_path(out)
+
+
+def _asked_attributes(model: Path, config: Any, with_attributes: list[str] | None,
+                      without_attributes: list[str] | None, **digit_options: int | None) -> dict[int, int] | None:
+    """For a model conditioned on attributes: the columns asked for, 1 with and 0 without (None otherwise).
+
+    --with / --without on another model, digit options on this one, or one attribute both with and
+    without, are usage errors (exit 2); an unknown attribute is an error with the closest names."""
+    from latentctl.latent.attributes import match_attribute
+
+    conditioned = config.architecture.get("num_attributes", 0) > 0
+    if not conditioned:
+        for flag, given in (("--with", with_attributes), ("--without", without_attributes)):
+            if given:
+                raise typer.BadParameter(f"{model} is not conditioned on attributes: {flag} needs a model made by "
+                                         "'latentctl train gan --condition attributes'", param_hint=flag)
+        return None
+    for name, value in digit_options.items():
+        if value is not None:
+            raise typer.BadParameter(f"{model} draws faces conditioned on attributes: it has no digits (choose "
+                                     "attributes with --with / --without)", param_hint="--" + name.replace("_", "-"))
+    fixed: dict[int, int] = {}
+    for value, names in ((1, with_attributes or []), (0, without_attributes or [])):
+        for name in names:
+            column = config.labels.index(match_attribute(name, config.labels, listing="the model is conditioned on"))
+            if fixed.get(column, value) != value:
+                raise typer.BadParameter(f"{config.labels[column]} is asked for both with and without",
+                                         param_hint="--with")
+            fixed[column] = value
+    return fixed
 
 
 def _refuse_digits(model: Path, **given: int | None) -> None:

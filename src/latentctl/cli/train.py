@@ -20,7 +20,7 @@ from latentctl.cli.data import RunningTotal
 from latentctl.cli.models import register_written
 from latentctl.cli.options import DataRoot, Device, Json, Seed
 from latentctl.errors import LatentctlError
-from latentctl.train import FACE_BETAS, FACE_LR, FACE_R1
+from latentctl.train import FACE_ATTRIBUTE_LOSS, FACE_BETAS, FACE_LR, FACE_R1
 
 app = typer.Typer(help="Train models.", no_args_is_help=True)
 
@@ -65,6 +65,13 @@ class Precision(str, Enum):
     auto = "auto"
     fp32 = "fp32"
     bf16 = "bf16"
+
+
+class Condition(str, Enum):
+    """What the face GAN is conditioned on (see latentctl.models.dcgan)."""
+
+    none = "none"
+    attributes = "attributes"
 
 
 class LRSchedule(str, Enum):
@@ -183,12 +190,26 @@ def train_gan(
                                              f"[default: {FACE_R1:g}, or 0 with --sync-bn, which cannot "
                                              "differentiate it].", show_default=False,
                                              rich_help_panel=HYPER)] = None,
+    attribute_loss: Annotated[float, typer.Option(
+        "--attribute-loss", min=0.0, rich_help_panel=HYPER,
+        help="With --condition attributes: weight of the discriminator's auxiliary attribute classifier, which "
+             "makes the generator show every attribute it is given; 0 leaves the projection alone.")
+    ] = FACE_ATTRIBUTE_LOSS,
     sync_bn: SyncDiscriminatorBatchNorm = False,
     latent_dim: Annotated[int, typer.Option(min=1, help="Noise size.", rich_help_panel=ARCH)] = 100,
     gen_width: Annotated[int, typer.Option(min=4, help="Generator width (channels of its last hidden "
                                            "block).", rich_help_panel=ARCH)] = 64,
     disc_width: Annotated[int, typer.Option(min=4, help="Discriminator width (channels of its first "
                                             "block).", rich_help_panel=ARCH)] = 64,
+    condition: Annotated[Condition, typer.Option(
+        "--condition", rich_help_panel=ARCH,
+        help="none: faces from noise alone. attributes: the generator also takes the face's binary attributes "
+             "(Male, Smiling, Eyeglasses...), so 'latentctl sample --with Male' and 'steer --method label' can "
+             "ask for them.")] = Condition.none,
+    attribute: Annotated[list[str] | None, typer.Option(
+        "--attribute", rich_help_panel=ARCH, show_default=False,
+        help="With --condition attributes: condition on this attribute (repeatable) [default: every attribute the "
+             "data draws: all 40 of CelebA, the 29 a synthetic set renders].")] = None,
     size: ImageSize = 64,
     crop: Crop = 178,
     sample_every: Annotated[int, typer.Option(min=1, help="Write a sample grid every N epochs.")] = 1,
@@ -206,6 +227,7 @@ def train_gan(
     Reads the prepared cache of --data-root (made on first use, see `latentctl data prepare`). Writes
     the model (EMA generator, safetensors + config.json), a 10x10 grid from fixed noise per epoch, a loss
     curve and the training state to --out. Ctrl-C saves and exits; `--resume` continues bit for bit.
+    With --condition attributes, row r of the grid has the attributes of the r-th training face.
 
     Examples:
 
@@ -213,31 +235,41 @@ def train_gan(
         latentctl data synth faces && latentctl train gan --epochs 5
         latentctl train gan --resume --epochs 60
         latentctl train gan --nproc 8 --device cuda --batch-size 512 --size 128
+        latentctl train gan --condition attributes --out models/gan-attributes
     """
-    from latentctl.train.faces import default_config
+    from latentctl.train.faces import default_config, faces_dataset
     from latentctl.train.gan import TrainOptions
 
     _check_resume_force(resume, force)
+    if attribute and condition is not Condition.attributes and not resume:
+        raise typer.BadParameter("--attribute needs --condition attributes",
+                                 param_hint="--attribute")
     if nproc > 1:
         _run_under_torchrun(context, nproc)
     out = out or paths.model_dir("gan-celeba")
     custom_data = data_root is not None
     data_root = data_root or paths.data_dir("celeba")
     with _processes(device) as (dist, torch_device):
+        conditioned = condition is Condition.attributes
         if resume and (out / "training_state.json").is_file():  # a resumed run reads the cache it started with
             size, crop = _run_image_settings(out, size, crop)
-        dataset = _load_prepared_faces(data_root, size, crop, dist)
+            attribute, conditioned = _run_attributes(out)
+        prepared = _prepared_celeba(data_root, size, crop, dist)
+        names = _condition_attributes(prepared, attribute) if conditioned else None
+        dataset = faces_dataset(prepared, attributes=names)
         if r1 is None:
             r1 = 0.0 if sync_bn else FACE_R1
             if sync_bn and not resume:
                 console.warn("--sync-bn turns the R1 penalty off: SyncBatchNorm cannot differentiate it")
         options = TrainOptions(epochs=epochs or 25, batch_size=batch_size, lr=lr, beta1=beta1, beta2=beta2,
                                ema_decay=ema_decay, flip=flip, r1=r1, seed=seed, sample_every=sample_every,
-                               sync_bn=sync_bn, precision=precision.value, compile=compile)
+                               sync_bn=sync_bn, precision=precision.value, compile=compile,
+                               attribute_loss=attribute_loss if names else 0.0)
         resume_command = _resume_command("gan", out, data_root if custom_data else None, dist)
-        _train_gan(context, "gan", dataset, default_config(size, latent_dim, gen_width, disc_width), options, out,
-                   torch_device, dist, resume=resume, force=force, epochs=epochs, json_output=json_output,
-                   resume_command=resume_command)
+        config = default_config(size, latent_dim, gen_width, disc_width, num_attributes=len(names or []),
+                                faces=dataset.images.shape[0])
+        _train_gan(context, "gan", dataset, config, options, out, torch_device, dist, resume=resume, force=force,
+                   epochs=epochs, json_output=json_output, resume_command=resume_command)
 
 
 def _check_resume_force(resume: bool, force: bool) -> None:
@@ -314,11 +346,33 @@ def _run_image_settings(out: Path, size: int, crop: int) -> tuple[int, int]:
     return int(dataset.get("size", size)), int(dataset.get("crop", crop))
 
 
-def _load_prepared_faces(data_root: Path, size: int, crop: int, dist: Any) -> Any:
-    """Load the training faces, preparing the cache with a progress bar when it is missing or stale."""
-    from latentctl.train.faces import faces_dataset
+def _run_attributes(out: Path) -> tuple[list[str] | None, bool]:
+    """The attributes a run in ``out`` is conditioned on (a resumed run keeps them), and whether it is."""
+    from latentctl import store
 
-    return faces_dataset(_prepared_celeba(data_root, size, crop, dist))
+    state = store.read_json(out / store.STATE_JSON_FILE)
+    names = (state.get("dataset") or {}).get("attributes")
+    conditioned = bool((state.get("gan") or {}).get("num_attributes"))
+    if conditioned and not (isinstance(names, list) and all(isinstance(name, str) for name in names)):
+        raise LatentctlError(f"{out / store.STATE_JSON_FILE} is damaged (no list of the attributes the run is "
+                             "conditioned on)", hint="start over with --force")
+    return (names if conditioned else None), conditioned
+
+
+def _condition_attributes(prepared: Any, asked: list[str] | None) -> list[str]:
+    """The attributes to condition on: ``asked`` (names as users type them), or every one the data draws."""
+    from latentctl.latent.attributes import match_attribute
+    from latentctl.train.faces import drawn_attributes
+
+    if not asked:
+        return drawn_attributes(prepared)
+    names = list(dict.fromkeys(match_attribute(name, prepared.attribute_names) for name in asked))
+    hidden = [name for name in names if name in prepared.not_rendered]
+    if hidden:
+        raise LatentctlError(f"this synthetic face set does not draw {', '.join(hidden)}: a generator cannot "
+                             "learn to show it",
+                             hint=f"leave it out; the set leaves out {', '.join(prepared.not_rendered)}")
+    return names
 
 
 def _prepared_celeba(data_root: Path, size: int, crop: int, dist: Any) -> Any:
@@ -385,7 +439,9 @@ def _train_gan(context: typer.Context, kind: str, dataset: Any, config: Any, opt
     else:
         _warn_sync_bn_alone(options.sync_bn, dist)
         trainer = GANTrainer(config, options, dataset, out, torch_device, kind=kind, dist=dist)
-    what = "a conditional DCGAN" if trainer.config.conditional else "a DCGAN"
+    what = {"class": "a conditional DCGAN", "none": "a DCGAN",
+            "attributes": f"a DCGAN conditioned on {trainer.config.num_attributes} attributes"}
+    what = what[trainer.config.condition]
     console.info(f"training {what} on {dataset.name} ({dataset.images.shape[0]:,} images) on {_where(trainer)} "
                  f"for {trainer.options.epochs} epochs -> {out}")
     torch.set_float32_matmul_precision("high")
@@ -393,7 +449,8 @@ def _train_gan(context: typer.Context, kind: str, dataset: Any, config: Any, opt
     _report(trainer, out, finished, json_output, resume_command, command=f"train {kind}")
 
 
-RESUME_KEEPS = ("batch_size", "lr", "lr_schedule", "beta1", "beta2", "ema_decay", "mode_seeking", "flip", "r1",
+RESUME_KEEPS = ("condition", "attribute", "attribute_loss", "batch_size", "lr", "lr_schedule", "beta1", "beta2",
+                "ema_decay", "mode_seeking", "flip", "r1",
                 "latent_dim", "gen_width", "disc_width", "width", "members", "size", "crop", "sample_every", "seed",
                 "sync_bn", "precision", "compile")
 

@@ -15,10 +15,11 @@ def normalise(name: str) -> str:
     return "".join(character for character in name.lower() if character.isalnum())
 
 
-def match_attribute(name: str, names: list[str]) -> str:
+def match_attribute(name: str, names: list[str], listing: str = "'latentctl attributes' lists") -> str:
     """Return the attribute of ``names`` that ``name`` means (case and underscores ignored).
 
-    Raises LatentctlError with the closest names as a suggestion and a pointer to the full list."""
+    Raises LatentctlError with the closest names as a suggestion and a pointer to the full list (``listing``
+    says where it is: "'latentctl attributes' lists", or "the model has")."""
     by_key = {normalise(candidate): candidate for candidate in names}
     key = normalise(name)
     if key in by_key:
@@ -26,7 +27,7 @@ def match_attribute(name: str, names: list[str]) -> str:
     close = difflib.get_close_matches(key, list(by_key), n=3, cutoff=0.6)
     suggestion = f"did you mean {' or '.join(by_key[k] for k in close)}? " if close else ""
     raise LatentctlError(f"unknown attribute {name!r}",
-                         hint=f"{suggestion}'latentctl attributes' lists all {len(names)}: "
+                         hint=f"{suggestion}{listing} all {len(names)}: "
                               f"{', '.join(names[:6])}, ...")
 
 
@@ -45,6 +46,11 @@ def check_pair(generator_config: store.ModelConfig, classifier_config: store.Mod
             f"{classifier_dir} expects pixels normalised with {classifier_config.normalization}, "
             f"{generator_dir} draws them with {generator_config.normalization}",
             hint="use a classifier trained by latentctl (pixels in [-1, 1], as its generators draw them)")
+    if generator_config.architecture.get("num_attributes"):
+        raise LatentctlError(f"{generator_dir} is conditioned on attributes: steering moves the noise of an "
+                             "unconditional face GAN",
+                             hint=f"ask this one for attributes directly ('latentctl sample --model {generator_dir} "
+                                  "--with Male'), or steer a model from 'latentctl train gan'")
     if generator_config.labels:
         raise LatentctlError(f"{generator_dir} is a conditional digit model; steering works on face models",
                              hint="pass --model with a face GAN made by 'latentctl train gan'")

@@ -75,18 +75,25 @@ def generate(generator: torch.nn.Module, noise: torch.Tensor, labels: torch.Tens
 
 def interpolation_walks(generator: torch.nn.Module, latent_dim: int, seed: int, rows: int, frames: int,
                         mode: str, start_labels: Sequence[int] | None = None,
-                        end_labels: Sequence[int] | None = None) -> torch.Tensor:
+                        end_labels: Sequence[int] | None = None,
+                        attributes: torch.Tensor | None = None) -> torch.Tensor:
     """Return images (rows, frames, C, H, W): row r walks from the noise of seed S+2r to that of S+2r+1.
 
     With labels, the label embedding is blended linearly from ``start_labels[r]`` to ``end_labels[r]``
-    (the same label when ``end_labels`` is None), so one digit can morph into another.
+    (the same label when ``end_labels`` is None), so one digit can morph into another. A generator
+    conditioned on attributes keeps row r's ``attributes[r]`` (rows, A) along its walk.
     """
     weights = torch.linspace(0, 1, frames)
     endpoints = noise_for_seeds(range(seed, seed + 2 * rows), latent_dim)  # (2 * rows, D)
     walk = INTERPOLATIONS[mode]
     noise = torch.cat([walk(endpoints[2 * r], endpoints[2 * r + 1], weights) for r in range(rows)])
     embeddings = None
-    if start_labels is not None:
+    if attributes is not None:
+        with torch.no_grad():
+            device = next(generator.parameters()).device
+            embedded = generator.label_embedding(attributes.to(device)).float().cpu()  # (rows, E)
+        embeddings = embedded.repeat_interleave(frames, dim=0)
+    elif start_labels is not None:
         end_labels = start_labels if end_labels is None else end_labels
         with torch.no_grad():
             table = generator.embed.weight.detach().float().cpu()
@@ -94,6 +101,37 @@ def interpolation_walks(generator: torch.nn.Module, latent_dim: int, seed: int, 
                                     for start, end in zip(start_labels, end_labels, strict=True)])
     pictures = generate(generator, noise, embeddings=embeddings)  # (rows * frames, C, H, W)
     return pictures.view(rows, frames, *pictures.shape[1:])
+
+
+ATTRIBUTE_SEED_OFFSET = 1 << 40
+
+
+def draw_attributes(prior: torch.Tensor, seeds: Sequence[int], fixed: dict[int, int] | None = None) -> torch.Tensor:
+    """Return attributes (N, A) in {0, 1} for an attribute-conditioned generator: row i is a real face's
+    vector from ``prior`` (N_prior, A), picked by a generator seeded from ``seeds[i]`` (a stream apart from
+    the noise's: seeds are below 2**32, so ``seed + ATTRIBUTE_SEED_OFFSET`` is no image's noise seed).
+
+    ``fixed`` maps attribute columns to the value asked for (1 with, 0 without): the row is drawn among the
+    prior's vectors that agree with all of them, so the rest comes in a mix real faces have (asking for a
+    beard draws men); when none agrees, among those that disagree least, and the asked-for values are set.
+    """
+    fixed = fixed or {}
+    prior = prior.cpu()
+    mismatches = torch.zeros(prior.shape[0], dtype=torch.int64)
+    for column, value in fixed.items():
+        mismatches += (prior[:, column] != value).long()
+    candidates = torch.nonzero(mismatches == mismatches.min()).flatten() if prior.shape[0] else mismatches
+    if candidates.numel() == 0:
+        raise ValueError("the generator keeps no attribute vectors to draw from")
+    rows = []
+    for seed in seeds:
+        rng = torch.Generator().manual_seed(int(seed) + ATTRIBUTE_SEED_OFFSET)
+        pick = torch.randint(candidates.numel(), (1,), generator=rng)
+        row = prior[candidates[pick]].clone().view(-1)
+        for column, value in fixed.items():
+            row[column] = value
+        rows.append(row)
+    return torch.stack(rows).float() if rows else torch.empty(0, prior.shape[1])
 
 
 LATENTS_TENSOR = "latents"

@@ -1,4 +1,4 @@
-"""DCGAN generator and discriminator, optionally conditioned on a class label.
+"""DCGAN generator and discriminator, optionally conditioned on a class label or on binary attributes.
 
 The block structure and initialisation follow Radford et al. (2016) and pytorch/examples' ``dcgan``:
 transposed convolutions with BatchNorm and ReLU up to the image, strided convolutions with LeakyReLU(0.2)
@@ -23,6 +23,15 @@ Conditioning (``num_classes > 0``), as in Mirza & Osindero's conditional GAN:
   starting weak it learns to use the noise first and the label's influence grows as it trains;
 - the discriminator sees the label as an extra image channel (a learned ``size x size`` map per class)
   and also through a projection term (Miyato & Koyama, 2018), which makes the label hard to ignore.
+
+Attribute conditioning (``num_attributes > 0``, faces: CelebA's 40 binary attributes at once). The labels
+are a vector y (N, A) in [0, 1], read as s = 2y - 1 in [-1, 1], so every attribute pulls one way or the
+other and a value in between (a blend, for steering) lies on the line between the two:
+- the generator concatenates the noise with a linear embedding of s, started as small as the class
+  embedding (std ``EMBED_INIT_STD`` over a vector of +-1s);
+- the discriminator's label plane and projection are sums over the attributes, each attribute with its own
+  plane and projection vector: the class conditioning above, with the one-hot label replaced by s. Every
+  attribute is checked on its own, so the generator cannot ignore the rare ones.
 """
 
 from __future__ import annotations
@@ -43,6 +52,8 @@ class GANConfig:
     latent_dim: int = 100
     num_classes: int = 10  # 0 for an unconditional GAN
     embed_dim: int = 50  # size of the label embedding given to the generator
+    num_attributes: int = 0  # > 0: conditioned on that many binary attributes instead (num_classes 0)
+    attribute_prior_size: int = 0  # attribute vectors of real faces the generator keeps, to draw new ones from
     image_size: int = 28
     channels: int = 1
     gen_width: int = 64  # channels of the generator's last hidden block; doubled per block towards the input
@@ -56,12 +67,26 @@ class GANConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.upsample not in UPSAMPLING:
             raise ValueError(f"upsample must be one of {', '.join(UPSAMPLING)}, got {self.upsample!r}")
-        if self.num_classes < 0 or (self.num_classes > 0 and self.embed_dim <= 0):
-            raise ValueError("num_classes must be >= 0, and embed_dim positive when conditional")
+        if self.num_classes < 0 or self.num_attributes < 0 or (self.conditional and self.embed_dim <= 0):
+            raise ValueError("num_classes and num_attributes must be >= 0, and embed_dim positive when conditional")
+        if self.num_classes > 0 and self.num_attributes > 0:
+            raise ValueError("a GAN is conditioned on classes or on attributes, not both")
+        if self.attribute_prior_size < 0 or (self.attribute_prior_size > 0) != (self.num_attributes > 0):
+            raise ValueError("attribute_prior_size must be > 0 exactly when num_attributes is")
 
     @property
     def conditional(self) -> bool:
-        return self.num_classes > 0
+        return self.num_classes > 0 or self.num_attributes > 0
+
+    @property
+    def condition(self) -> str:
+        """What the GAN is conditioned on: "class", "attributes" or "none"."""
+        return "class" if self.num_classes > 0 else "attributes" if self.num_attributes > 0 else "none"
+
+    @property
+    def num_labels(self) -> int:
+        """How many label names the model has: its classes or its attributes (0 when unconditional)."""
+        return self.num_classes or self.num_attributes
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -143,7 +168,14 @@ class Generator(nn.Module):
         start, doublings = base_size(config.image_size)
         widths = [config.gen_width * 2 ** (doublings - 1 - i) for i in range(doublings)]
         in_features = config.latent_dim + (config.embed_dim if config.conditional else 0)
-        self.embed = nn.Embedding(config.num_classes, config.embed_dim) if config.conditional else None
+        self.embed: nn.Module | None = None
+        if config.num_classes:
+            self.embed = nn.Embedding(config.num_classes, config.embed_dim)
+        elif config.num_attributes:
+            self.embed = nn.Linear(config.num_attributes, config.embed_dim)
+            # p(attributes): the attribute vectors of real faces (rows of 0 / 1), for drawing plausible mixes
+            self.register_buffer("attribute_prior",
+                                 torch.zeros(config.attribute_prior_size, config.num_attributes, dtype=torch.uint8))
 
         blocks: list[nn.Module] = [  # (N, in, 1, 1) -> (N, widths[0], start, start)
             nn.ConvTranspose2d(in_features, widths[0], start, 1, 0, bias=False),
@@ -155,8 +187,8 @@ class Generator(nn.Module):
         blocks += [upsampling(config.upsample, widths[-1], config.channels), nn.Tanh()]
         self.net = nn.Sequential(*blocks)
         self.apply(init_weights)
-        if self.embed is not None:
-            nn.init.normal_(self.embed.weight, 0.0, EMBED_INIT_STD)
+        if self.embed is not None:  # a +-1 attribute vector's embedding gets the class embedding's spread
+            nn.init.normal_(self.embed.weight, 0.0, EMBED_INIT_STD / max(config.num_attributes, 1) ** 0.5)
 
     def fold_upsampling(self, folded: bool = True) -> Generator:
         """Compute nearest upsampling folded into one transposed convolution (fast, the default) or as
@@ -167,9 +199,11 @@ class Generator(nn.Module):
         return self
 
     def label_embedding(self, labels: torch.Tensor) -> torch.Tensor:
-        """Return the embedding (N, embed_dim) of integer labels (N,)."""
+        """Return the embedding (N, embed_dim) of integer labels (N,), or of attributes (N, A) in [0, 1]."""
         if self.embed is None:
             raise ValueError("an unconditional generator has no label embedding")
+        if self.config.num_attributes:
+            return self.embed(attribute_signs(labels, self.config.num_attributes))
         return self.embed(labels)
 
     def synthesize(self, noise: torch.Tensor, embedding: torch.Tensor | None = None) -> torch.Tensor:
@@ -182,11 +216,12 @@ class Generator(nn.Module):
             return self.synthesize(noise)
         if labels is None:
             raise ValueError("a conditional generator needs labels")
-        return self.synthesize(noise, self.embed(labels))
+        return self.synthesize(noise, self.label_embedding(labels))
 
 
 class Discriminator(nn.Module):
-    """Maps images (N, C, H, W) in [-1, 1] and labels (N,) to real/fake logits (N,)."""
+    """Maps images (N, C, H, W) in [-1, 1] and labels (N,) or attributes (N, A) to real/fake logits (N,);
+    conditioned on attributes, to (N, 1 + A): the real/fake logit and the attributes read off the image."""
 
     def __init__(self, config: GANConfig) -> None:
         super().__init__()
@@ -194,8 +229,7 @@ class Discriminator(nn.Module):
         start, doublings = base_size(config.image_size)
         widths = [config.disc_width * 2**i for i in range(doublings)]
         label_channels = 1 if config.conditional else 0
-        self.label_map = (nn.Embedding(config.num_classes, config.image_size**2)
-                          if config.conditional else None)
+        self.label_map = label_table(config, config.image_size**2)
 
         blocks: list[nn.Module] = [  # no BatchNorm on the input block, as in DCGAN
             nn.Conv2d(config.channels + label_channels, widths[0], 4, 2, 1, bias=False),
@@ -206,10 +240,11 @@ class Discriminator(nn.Module):
                        nn.BatchNorm2d(width_out), nn.LeakyReLU(0.2, inplace=True)]
         self.features = nn.Sequential(*blocks)  # -> (N, widths[-1], start, start)
         self.head = nn.Conv2d(widths[-1], 1, start, 1, 0)
-        self.projection = (nn.Embedding(config.num_classes, widths[-1] * start * start)
-                           if config.conditional else None)
+        self.projection = label_table(config, widths[-1] * start * start)
+        self.attribute_head = (nn.Linear(widths[-1] * start * start, config.num_attributes)
+                               if config.num_attributes else None)
         self.apply(init_weights)
-        if self.projection is not None:
+        if self.projection is not None and self.label_map is not None:
             nn.init.normal_(self.projection.weight, 0.0, 0.02)
             nn.init.normal_(self.label_map.weight, 0.0, 0.02)
 
@@ -219,7 +254,34 @@ class Discriminator(nn.Module):
         if labels is None:
             raise ValueError("a conditional discriminator needs labels")
         size = self.config.image_size
+        if self.config.num_attributes:
+            labels = attribute_signs(labels, self.config.num_attributes).to(images.dtype)
         label_plane = self.label_map(labels).view(-1, 1, size, size)
         features = self.features(torch.cat([images, label_plane], dim=1))
-        logits = self.head(features).flatten()
-        return logits + (self.projection(labels) * features.flatten(1)).sum(dim=1)
+        logits = self.head(features).flatten() + (self.projection(labels) * features.flatten(1)).sum(dim=1)
+        if self.attribute_head is None:
+            return logits
+        return torch.cat([logits[:, None], self.attribute_head(features.flatten(1))], dim=1)
+
+
+def split_logits(outputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Split a discriminator's output into real/fake logits (N,) and attribute logits (N, A) or None."""
+    if outputs.ndim == 1:
+        return outputs, None
+    return outputs[:, 0], outputs[:, 1:]
+
+
+def label_table(config: GANConfig, width: int) -> nn.Module | None:
+    """A learned vector of ``width`` per label: looked up for a class, summed (signed) over attributes."""
+    if config.num_classes:
+        return nn.Embedding(config.num_classes, width)
+    if config.num_attributes:
+        return nn.Linear(config.num_attributes, width, bias=False)
+    return None
+
+
+def attribute_signs(attributes: torch.Tensor, num_attributes: int) -> torch.Tensor:
+    """Map attributes (N, A) in [0, 1] (1: has it) to 2y - 1 in [-1, 1], the form the networks read."""
+    if attributes.ndim != 2 or attributes.shape[1] != num_attributes:
+        raise ValueError(f"expected attributes of shape (N, {num_attributes}), got {tuple(attributes.shape)}")
+    return attributes.float() * 2 - 1

@@ -1,4 +1,4 @@
-"""Unconditional DCGAN on CelebA faces: the dataset wiring and defaults for ``latentctl train gan``.
+"""DCGAN on CelebA faces: the dataset wiring and defaults for ``latentctl train gan``.
 
 The architecture is DCGAN's (Radford et al., 2016) for 64x64 faces: 100-d noise, widths 64, batch 128, with
 nearest-neighbour upsampling in place of transposed convolutions (see ``latentctl.models.dcgan``), an EMA of
@@ -6,6 +6,10 @@ the generator and horizontal flips. The optimiser is the seed projects' Adam, lr
 held steady by an R1 penalty of weight 1 (``latentctl.train.FACE_LR`` and its neighbours): against DCGAN's
 lr 2e-4 and betas (0.5, 0.999) it drew sharper faces and the rare attributes two to three times as often in
 the same steps. ``--batch-size 64 --r1 0`` reproduces the seeds' training.
+
+``--condition attributes`` conditions both networks on the face's binary attributes (``models.dcgan``): every
+attribute the set draws, all 40 on CelebA, or the ``--attribute`` ones. Each fake face is given the attributes
+of the real face beside it in the batch, so the generator learns the attribute mixes faces really have.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from latentctl.data.prepare import DEFAULT_CROP, DEFAULT_SIZE, PreparedCelebA, ensure_prepared
@@ -29,23 +34,45 @@ def default_options(**overrides: Any) -> TrainOptions:
     return TrainOptions(**settings)
 
 
+ATTRIBUTE_EMBED_DIM = 32  # the attribute embedding beside the 100-d noise: a third of the generator's input
+ATTRIBUTE_PRIOR_SIZE = 4096  # real faces' attribute vectors kept in the generator (4 KB per 1,000 rows of 40)
+
+
 def default_config(image_size: int = DEFAULT_SIZE, latent_dim: int = 100, gen_width: int = 64,
-                   disc_width: int = 64) -> GANConfig:
-    """The face GAN: RGB, unconditional, upsampling without checkerboards (see models.dcgan)."""
-    return GANConfig(latent_dim=latent_dim, num_classes=0, embed_dim=0, image_size=image_size, channels=3,
-                     gen_width=gen_width, disc_width=disc_width, upsample="nearest")
+                   disc_width: int = 64, num_attributes: int = 0, faces: int = ATTRIBUTE_PRIOR_SIZE) -> GANConfig:
+    """The face GAN: RGB, upsampling without checkerboards (see models.dcgan); conditioned on
+    ``num_attributes`` binary attributes when that is > 0 (of ``faces`` training faces), else unconditional."""
+    return GANConfig(latent_dim=latent_dim, num_classes=0, embed_dim=ATTRIBUTE_EMBED_DIM if num_attributes else 0,
+                     num_attributes=num_attributes,
+                     attribute_prior_size=min(ATTRIBUTE_PRIOR_SIZE, faces) if num_attributes else 0,
+                     image_size=image_size, channels=3, gen_width=gen_width, disc_width=disc_width, upsample="nearest")
 
 
-def faces_dataset(prepared: PreparedCelebA, split: str = "train") -> ImageDataset:
-    """Return ``split`` of a prepared CelebA as an unlabelled image set (memory-mapped, not copied)."""
-    images, _ = prepared.select(split)
+def drawn_attributes(prepared: PreparedCelebA) -> list[str]:
+    """The attributes a face set shows in its pictures: all 40 of CelebA, the rendered ones of a synthetic set."""
+    hidden = set(prepared.not_rendered)
+    return [name for name in prepared.attribute_names if name not in hidden]
+
+
+def faces_dataset(prepared: PreparedCelebA, split: str = "train",
+                  attributes: list[str] | None = None) -> ImageDataset:
+    """Return ``split`` of a prepared CelebA as an image set (memory-mapped, not copied): unlabelled, or
+    labelled with ``attributes`` (names of the set's attributes) as (N, A) uint8 in {0, 1}."""
+    images, table = prepared.select(split)
     fingerprint = {**prepared.fingerprint(), "split": split, "images": int(images.shape[0])}
-    return ImageDataset(images=torch.from_numpy(images), labels=None, label_names=[], name=fingerprint["name"],
-                        synthetic=fingerprint["synthetic"], identity=fingerprint)
+    labels = None
+    if attributes:
+        columns = [prepared.attribute_names.index(name) for name in attributes]
+        labels = torch.from_numpy(np.ascontiguousarray(table[:, columns]))
+        fingerprint["attributes"] = list(attributes)
+    return ImageDataset(images=torch.from_numpy(images), labels=labels, label_names=list(attributes or []),
+                        name=fingerprint["name"], synthetic=fingerprint["synthetic"], identity=fingerprint)
 
 
 def load_faces(root: Path, size: int = DEFAULT_SIZE, crop: int = DEFAULT_CROP,
                on_start: Callable[[str, int], None] | None = None,
-               on_progress: Callable[[int, int], None] | None = None) -> ImageDataset:
+               on_progress: Callable[[int, int], None] | None = None,
+               attributes: list[str] | None = None) -> ImageDataset:
     """Return the training faces of the CelebA in ``root``, preparing the cache first when needed."""
-    return faces_dataset(ensure_prepared(Path(root), size, crop, on_start=on_start, on_progress=on_progress))
+    prepared = ensure_prepared(Path(root), size, crop, on_start=on_start, on_progress=on_progress)
+    return faces_dataset(prepared, attributes=attributes)

@@ -1,4 +1,4 @@
-"""The GAN training loop, shared by conditional digits and unconditional faces.
+"""The GAN training loop, shared by conditional digits and (unconditional or attribute-conditioned) faces.
 
 Design choices, each for a reason:
 - The whole dataset sits on the device as uint8 when it fits (CelebA's 162,770 training faces at 64x64
@@ -18,6 +18,10 @@ Design choices, each for a reason:
   sharper faces, and the rare attributes two to three times as often (docs/training-gan.md). It is computed
   lazily, every ``R1_INTERVAL`` steps and scaled up by it (Karras et al., 2020), through the plain
   discriminator: a gradient of a gradient, which neither ``torch.compile`` nor SyncBatchNorm differentiates.
+- A GAN conditioned on attributes also learns to read them (``attribute_loss``, an auxiliary classifier in the
+  discriminator, see ``latentctl.models.dcgan``): the discriminator's head is fitted to the real faces'
+  attributes, and the generator is pushed to make it read on each fake the attributes that fake was given.
+  Without it the projection alone let subtle attributes slip (docs/training-gan.md).
 - An exponential moving average of the generator is what gets saved as the model: it gives visibly
   cleaner samples at no training cost (Karras et al., 2018; Yazici et al., 2019).
 - The epoch loop (``latentctl.train.loop``, shared with the classifier) writes a checkpoint only after the
@@ -42,7 +46,7 @@ from latentctl import images as image_io
 from latentctl import store
 from latentctl.errors import LatentctlError
 from latentctl.latent.sampling import generate, noise_for_seeds
-from latentctl.models.dcgan import Discriminator, GANConfig, Generator
+from latentctl.models.dcgan import Discriminator, GANConfig, Generator, split_logits
 from latentctl.train import speed
 from latentctl.train.distributed import SINGLE, Distributed
 from latentctl.train.loop import DIVERGED_HINT, EpochLoop
@@ -65,6 +69,7 @@ class TrainOptions:
     ema_decay: float = 0.999
     mode_seeking: float = 0.0  # weight of the mode-seeking term (off by default)
     r1: float = 0.0  # weight (gamma) of the R1 penalty on the discriminator's gradient at real images; 0: off
+    attribute_loss: float = 0.0  # attribute-conditioned GANs: weight of the auxiliary attribute classifier's loss
     flip: bool = False  # mirror half of the real images left-right (faces yes, digits no)
     seed: int = 0
     sample_every: int = 1  # epochs between sample grids
@@ -78,9 +83,9 @@ class TrainOptions:
             raise LatentctlError("epochs, sample-every and log-every must be >= 1 and batch size >= 2")
         speed.check_precision(self.precision)
         if not (self.lr > 0 and 0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and 0 <= self.ema_decay < 1
-                and self.mode_seeking >= 0 and self.r1 >= 0):
-            raise LatentctlError("learning rate must be > 0; betas and EMA decay in [0, 1); mode seeking and R1 "
-                                 ">= 0")
+                and self.mode_seeking >= 0 and self.r1 >= 0 and self.attribute_loss >= 0):
+            raise LatentctlError("learning rate must be > 0; betas and EMA decay in [0, 1); mode seeking, R1 and "
+                                 "the attribute loss >= 0")
         if self.r1 > 0 and self.sync_bn:
             raise LatentctlError("the R1 penalty differentiates the discriminator's gradient, which SyncBatchNorm "
                                  "cannot", hint="drop --sync-bn, or pass --r1 0")
@@ -91,7 +96,7 @@ class ImageDataset:
     """An image set as uint8 (in memory or memory-mapped), the only form the training loop reads."""
 
     images: torch.Tensor  # (N, C, H, W) uint8
-    labels: torch.Tensor | None  # (N,) int64, None for an unlabelled set
+    labels: torch.Tensor | None  # (N,) int64 classes, (N, A) uint8 attributes in {0, 1}, or None (unlabelled)
     label_names: list[str]
     name: str
     synthetic: bool = False
@@ -134,6 +139,8 @@ class GANTrainer(EpochLoop):
         speed.tune(device)
         torch.manual_seed(options.seed)  # weight initialisation, the same on every rank
         generator = Generator(config).fold_upsampling(self.step_settings.folded_upsampling)
+        if config.num_attributes:
+            generator.attribute_prior.copy_(prior_rows(dataset.labels, config.attribute_prior_size, options.seed))
         self.generator = speed.place(generator, device, self.step_settings)
         self.discriminator = speed.place(Discriminator(config), device, self.step_settings)
         if options.sync_bn:
@@ -156,10 +163,9 @@ class GANTrainer(EpochLoop):
         self.history: dict[str, list[float]] = {"step": [], "loss_d": [], "loss_g": []}
         self.logged = (0, 0.0, 0.0)  # step in epoch and loss sums at the last host read
         self.epochs: list[dict[str, float]] = []
-        # one row per label, or a square of faces
-        fixed_labels = torch.arange(config.num_classes or SAMPLE_COLUMNS).repeat_interleave(SAMPLE_COLUMNS)
-        self.fixed_labels = fixed_labels if config.conditional else None
-        self.fixed_noise = noise_for_seeds(range(len(fixed_labels)), config.latent_dim)
+        self.fixed_labels = sample_labels(config, dataset)
+        self.fixed_noise = noise_for_seeds(range(SAMPLE_COLUMNS * (config.num_classes or SAMPLE_COLUMNS)),
+                                           config.latent_dim)
 
     # ------------------------------------------------------------------------------------------ one step
 
@@ -192,10 +198,12 @@ class GANTrainer(EpochLoop):
                             device=self.device)
         with self.autocast():  # losses from float32 logits
             fake = self.synced_generator(noise, fake_labels)
-            logits_real = self.synced_discriminator(real, labels).float()
-            logits_fake = self.synced_discriminator(fake.detach(), fake_labels).float()
+            logits_real, read_real = split_logits(self.synced_discriminator(real, labels).float())
+            logits_fake, _ = split_logits(self.synced_discriminator(fake.detach(), fake_labels).float())
         loss_d = F.softplus(-logits_real).mean() + F.softplus(logits_fake).mean()  # BCE with logits
         total_d = loss_d
+        if read_real is not None:  # the auxiliary classifier learns the attributes from real faces only
+            total_d = total_d + self.options.attribute_loss * attribute_loss(read_real, labels)
         if self.options.r1 > 0 and self.global_step % R1_INTERVAL == 0:
             total_d = loss_d + R1_INTERVAL * self.options.r1 / 2 * self.r1_penalty(real, labels)
         self.opt_d.zero_grad(set_to_none=True)
@@ -207,8 +215,11 @@ class GANTrainer(EpochLoop):
         self.discriminator.requires_grad_(False)
         with self.dist.no_sync(self.synced_discriminator):
             with self.autocast():
-                loss_g = F.softplus(-self.synced_discriminator(fake, fake_labels).float()).mean()
+                logits_g, read_fake = split_logits(self.synced_discriminator(fake, fake_labels).float())
+            loss_g = F.softplus(-logits_g).mean()
             total_g = loss_g
+            if read_fake is not None:
+                total_g = total_g + self.options.attribute_loss * attribute_loss(read_fake, fake_labels)
             if self.options.mode_seeking > 0:
                 total_g = loss_g + self.options.mode_seeking * mode_seeking_penalty(fake.float(), noise, half)
             self.opt_g.zero_grad(set_to_none=True)
@@ -230,7 +241,7 @@ class GANTrainer(EpochLoop):
         gradients still meet the main loss's in the same backward pass, so they are averaged over the ranks."""
         real = real.detach().requires_grad_(True)
         with self.autocast():
-            logits = self.discriminator(real, labels).float()
+            logits, _ = split_logits(self.discriminator(real, labels).float())
         (gradient,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
         return gradient.float().square().sum(dim=(1, 2, 3)).mean()
 
@@ -290,7 +301,7 @@ class GANTrainer(EpochLoop):
     # ------------------------------------------------------------------------------------------ outputs
 
     def save_samples(self) -> Path:
-        """Write a grid from the fixed noise (one row per label) and the loss curve."""
+        """Write a grid from the fixed noise (one row per label, or per set of attributes) and the loss curve."""
         pictures = generate(self.ema, self.fixed_noise, self.fixed_labels)
         path = self.out_dir / SAMPLES_DIR / f"epoch_{self.epoch:04d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -437,6 +448,11 @@ def batch_to(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
     return batch.to(device, non_blocking=True)
 
 
+def attribute_loss(logits: torch.Tensor, attributes: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of attribute logits (N, A) against attributes (N, A) in {0, 1}, averaged over both."""
+    return F.binary_cross_entropy_with_logits(logits, attributes.to(logits.dtype))
+
+
 def mode_seeking_penalty(fake: torch.Tensor, noise: torch.Tensor, half: int) -> torch.Tensor:
     """Mode-seeking regulariser (Mao et al., 2019): the inverse of how much images change per unit of
     noise, between the two halves of a batch that share their labels.
@@ -449,6 +465,25 @@ def mode_seeking_penalty(fake: torch.Tensor, noise: torch.Tensor, half: int) -> 
     return 1.0 / ((image_change / noise_change).mean() + 1e-5)
 
 
+def prior_rows(attributes: torch.Tensor, count: int, seed: int) -> torch.Tensor:
+    """``count`` attribute vectors (rows of ``attributes``, (N, A) in {0, 1}) drawn without replacement."""
+    if count > attributes.shape[0]:
+        raise LatentctlError(f"the model keeps {count} attribute vectors and the dataset has "
+                             f"{attributes.shape[0]} faces")
+    rows = torch.randperm(attributes.shape[0], generator=torch.Generator().manual_seed(seed))[:count]
+    return attributes[rows.sort().values].to(torch.uint8)
+
+
+def sample_labels(config: GANConfig, dataset: ImageDataset) -> torch.Tensor | None:
+    """The labels of the epoch grids: row r shows label r; with attributes, those of the r-th training image."""
+    if config.num_classes:
+        return torch.arange(config.num_classes).repeat_interleave(SAMPLE_COLUMNS)
+    if config.num_attributes and dataset.labels is not None:
+        rows = dataset.labels[torch.arange(SAMPLE_COLUMNS) % dataset.labels.shape[0]].float()
+        return rows.repeat_interleave(SAMPLE_COLUMNS, dim=0)
+    return None
+
+
 def _check_dataset(config: GANConfig, dataset: ImageDataset) -> None:
     _, channels, height, width = dataset.images.shape
     if (channels, height, width) != (config.channels, config.image_size, config.image_size):
@@ -456,6 +491,9 @@ def _check_dataset(config: GANConfig, dataset: ImageDataset) -> None:
                              f"{config.channels}x{config.image_size}x{config.image_size}")
     if config.conditional and dataset.labels is None:
         raise LatentctlError(f"a conditional GAN needs labels and {dataset.name} has none")
-    if config.conditional and len(dataset.label_names) != config.num_classes:
+    if config.conditional and len(dataset.label_names) != config.num_labels:
         raise LatentctlError(f"the dataset has {len(dataset.label_names)} labels, the model "
-                             f"{config.num_classes}")
+                             f"{config.num_labels}")
+    if config.num_attributes and (dataset.labels.ndim != 2 or dataset.labels.shape[1] != config.num_attributes):
+        raise LatentctlError(f"an attribute-conditioned GAN needs {config.num_attributes} attributes per image, "
+                             f"{dataset.name} has labels of shape {tuple(dataset.labels.shape)}")

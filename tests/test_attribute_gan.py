@@ -1,0 +1,252 @@
+"""A face GAN conditioned on attributes: ``train gan --condition attributes``, and ``sample`` / ``interpolate``
+with ``--with`` and ``--without``, on tiny synthetic faces."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from latentctl import store
+from latentctl.data.synth_faces import RENDERED_ATTRIBUTES, synth_faces
+from latentctl.models.dcgan import Discriminator, GANConfig, Generator, split_logits
+
+TINY_FLAGS = ("--size", "32", "--gen-width", "8", "--disc-width", "8", "--latent-dim", "16", "--batch-size",
+              "32")
+
+
+@pytest.fixture(scope="module")
+def faces_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("faces")
+    synth_faces(root, 200, seed=5, workers=1)
+    return root
+
+
+@pytest.fixture(scope="module")
+def attribute_model(faces_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny attribute-conditioned face GAN trained for one epoch through the CLI."""
+    from typer.testing import CliRunner
+
+    from latentctl.cli import app
+
+    out = tmp_path_factory.mktemp("models") / "gan-attributes"
+    result = CliRunner().invoke(app, ["train", "gan", "--data-root", str(faces_root), "--out", str(out),
+                                      "--epochs", "1", "--condition", "attributes", *TINY_FLAGS])
+    assert result.exit_code == 0, result.stderr
+    return out
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    return store.load_tensors(folder / store.WEIGHTS_FILE)
+
+
+# ------------------------------------------------------------------------------------------------ the networks
+
+def test_the_networks_read_attributes_and_their_blends() -> None:
+    config = GANConfig(latent_dim=8, num_classes=0, embed_dim=4, num_attributes=5, attribute_prior_size=3,
+                       image_size=32, channels=3, gen_width=8, disc_width=8, upsample="nearest")
+    generator, discriminator = Generator(config).eval(), Discriminator(config)
+    attributes = torch.tensor([[1, 0, 0, 1, 0], [0, 1, 1, 0, 1]], dtype=torch.uint8)
+    noise = torch.randn(2, 8)
+    images = generator(noise, attributes)
+    assert images.shape == (2, 3, 32, 32)
+    halfway = generator(noise, torch.full((2, 5), 0.5))  # a blend is an input like any other
+    assert not torch.allclose(halfway, images)
+    logits, read = split_logits(discriminator(images, attributes))
+    assert logits.shape == (2,) and read.shape == (2, 5)  # real/fake, then one logit per attribute
+    assert generator.attribute_prior.shape == (3, 5) and generator.attribute_prior.dtype == torch.uint8
+    with pytest.raises(ValueError, match=r"\(N, 5\)"):
+        generator(noise, torch.zeros(2))  # digit-style labels are not attributes
+
+
+def test_a_gan_is_conditioned_on_classes_or_attributes_not_both() -> None:
+    with pytest.raises(ValueError, match="not both"):
+        GANConfig(num_classes=10, num_attributes=5, attribute_prior_size=1)
+    with pytest.raises(ValueError, match="attribute_prior_size"):
+        GANConfig(num_classes=0, num_attributes=5, attribute_prior_size=0)
+
+
+def test_drawn_attributes_agree_with_what_is_asked_and_come_from_real_faces() -> None:
+    from latentctl.latent.sampling import draw_attributes
+
+    prior = torch.tensor([[1, 1, 0], [1, 0, 0], [0, 0, 1], [0, 1, 1]], dtype=torch.uint8)
+    drawn = draw_attributes(prior, range(40), {0: 1})
+    assert (drawn[:, 0] == 1).all()
+    assert {tuple(row) for row in drawn.int().tolist()} == {(1, 1, 0), (1, 0, 0)}  # both real rows, nothing else
+    assert torch.equal(draw_attributes(prior, [17], {0: 1})[0], drawn[17])  # seed S+i alone draws image i's
+    nobody = draw_attributes(prior, range(5), {0: 1, 2: 1})  # no real row has both: the closest, then set
+    assert (nobody[:, 0] == 1).all() and (nobody[:, 2] == 1).all()
+
+
+# ------------------------------------------------------------------------------------------------ train gan
+
+def test_train_writes_a_model_that_records_its_attributes(attribute_model: Path, faces_root: Path) -> None:
+    from latentctl.data.prepare import ensure_prepared
+
+    config = store.read_config(attribute_model, "gan")
+    assert config.labels == list(RENDERED_ATTRIBUTES)  # every attribute the synthetic set draws
+    assert config.architecture["num_attributes"] == 29 and config.architecture["embed_dim"] > 0
+    assert config.training["dataset"]["attributes"] == config.labels
+    assert config.training["options"]["attribute_loss"] > 0
+    prior = weights(attribute_model)["attribute_prior"]  # rows of real training faces' attributes
+    prepared = ensure_prepared(faces_root, 32)
+    _, table = prepared.select("train")
+    columns = [prepared.attribute_names.index(name) for name in config.labels]
+    real_rows = {tuple(row) for row in table[:, columns].tolist()}
+    assert prior.shape[1] == 29 and all(tuple(row) in real_rows for row in prior.tolist())
+    grid = Image.open(attribute_model / "samples" / "epoch_0001.png")
+    assert grid.size[0] == grid.size[1]  # 10 x 10
+
+
+def test_resume_continues_bit_for_bit(cli, faces_root: Path, tmp_path: Path) -> None:
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    common = ("--data-root", faces_root, *TINY_FLAGS, "--condition", "attributes", "--attribute", "Male",
+              "--attribute", "eyeglasses")
+    assert cli("train", "gan", *common, "--out", straight, "--epochs", "2").exit_code == 0
+    assert cli("train", "gan", *common, "--out", split, "--epochs", "1").exit_code == 0
+    resumed = cli("train", "gan", "--resume", "--data-root", faces_root, "--out", split, "--epochs", "2")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert "conditioned on 2 attributes" in resumed.stderr
+    assert store.read_config(split, "gan").labels == ["Male", "Eyeglasses"]  # as asked, CelebA's spelling
+    for name, tensor in weights(straight).items():
+        assert torch.equal(tensor, weights(split)[name]), name
+
+
+def test_the_attribute_loss_can_be_turned_off(cli, faces_root: Path, tmp_path: Path) -> None:
+    result = cli("train", "gan", "--data-root", faces_root, "--out", tmp_path / "m", "--epochs", "1", *TINY_FLAGS,
+                 "--condition", "attributes", "--attribute", "Smiling", "--attribute-loss", "0", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["training"]["options"]["attribute_loss"] == 0.0
+
+
+@pytest.mark.parametrize(("flags", "code", "message"), [
+    (("--condition", "attributes", "--attribute", "eyglasses"), 1, "did you mean Eyeglasses"),
+    (("--condition", "attributes", "--attribute", "Attractive"), 1, "does not draw Attractive"),
+    (("--attribute", "Male"), 2, "--condition attributes"),
+    (("--condition", "labels"), 2, "labels"),
+])
+def test_bad_attribute_choices_are_refused(cli, faces_root: Path, tmp_path: Path, flags, code, message) -> None:
+    result = cli("train", "gan", "--data-root", faces_root, "--out", tmp_path / "m", *TINY_FLAGS, *flags)
+    assert result.exit_code == code
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "m" / store.CONFIG_FILE).exists()
+
+
+# ------------------------------------------------------------------------------------- sample and interpolate
+
+def test_sample_with_and_without_attributes(cli, attribute_model: Path, tmp_path: Path) -> None:
+    result = cli("sample", "--model", attribute_model, "--n", "9", "--with", "male", "--without", "No_Beard",
+                 "--json", tmp_path / "men.png")
+    assert result.exit_code == 0, result.stderr
+    images = json.loads(result.stdout)["images"]
+    assert len(images) == 9 and Image.open(tmp_path / "men.png").size == (208, 208)  # 3 x 3 of 64 px (32 px x 2)
+    for image in images:
+        assert "Male" in image["attributes"] and "No_Beard" not in image["attributes"]
+
+
+def test_an_image_is_redrawn_alone_from_its_seed(cli, attribute_model: Path, tmp_path: Path) -> None:
+    many = cli("sample", "--model", attribute_model, "--n", "4", "--individual", "--json", tmp_path / "many")
+    one = cli("sample", "--model", attribute_model, "--n", "1", "--seed", "2", "--individual", "--json",
+              tmp_path / "one")
+    third, alone = json.loads(many.stdout)["images"][2], json.loads(one.stdout)["images"][0]
+    assert third["attributes"] == alone["attributes"]
+    assert Image.open(third["path"]).tobytes() == Image.open(alone["path"]).tobytes()
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (("--digit", "3"), "no digits"),
+    (("--with", "Male", "--without", "male"), "both with and without"),
+])
+def test_sample_refuses_options_an_attribute_model_cannot_take(cli, attribute_model: Path, tmp_path: Path, flags,
+                                                                message) -> None:
+    result = cli("sample", "--model", attribute_model, *flags, tmp_path / "x.png")
+    assert result.exit_code == 2 and message in result.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_an_unknown_attribute_names_the_models_own(cli, attribute_model: Path, tmp_path: Path) -> None:
+    result = cli("sample", "--model", attribute_model, "--with", "Attractive", tmp_path / "x.png")
+    assert result.exit_code == 1
+    assert "unknown attribute 'Attractive'" in result.stderr and "conditioned on all 29" in result.stderr
+
+
+def test_with_on_a_model_without_attributes_is_a_usage_error(cli, tiny_model: Path, tmp_path: Path) -> None:
+    result = cli("sample", "--model", tiny_model, "--with", "Male", tmp_path / "x.png")
+    assert result.exit_code == 2 and "not conditioned on attributes" in result.stderr
+
+
+def test_interpolate_keeps_each_rows_attributes(cli, attribute_model: Path, tmp_path: Path) -> None:
+    result = cli("interpolate", "--model", attribute_model, "--rows", "3", "--frames", "5", "--with", "Eyeglasses",
+                 "--json", tmp_path / "walk.gif")
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)["rows"]
+    assert len(rows) == 3 and all("Eyeglasses" in row["attributes"] for row in rows)
+    gif = Image.open(tmp_path / "walk.gif")
+    assert gif.n_frames == 8  # forth and back: 5 + 3
+
+
+def test_a_pushed_card_says_how_to_ask_for_attributes(attribute_model: Path) -> None:
+    from latentctl import hub
+
+    generator, config = store.load_model(attribute_model, "gan")
+    card = hub.model_card(config, "ada/faces", "sample.png")
+    assert "conditioned on 29 face attributes" in card and "--with Eyeglasses" in card
+    assert "attribute-conditional" in card
+    assert Image.open(io.BytesIO(hub.sample_png(generator, config))).size[0] > 0
+
+
+def test_steering_refuses_a_model_conditioned_on_attributes(attribute_model: Path) -> None:
+    from latentctl.errors import LatentctlError
+    from latentctl.latent.attributes import check_pair
+
+    config = store.read_config(attribute_model, "gan")
+    classifier = store.ModelConfig(kind="classifier", architecture={}, image_size=32, channels=3, latent_dim=0,
+                                   labels=["Male"], normalization=config.normalization)
+    with pytest.raises(LatentctlError, match="conditioned on attributes") as caught:
+        check_pair(config, classifier, attribute_model, Path("classifier"))
+    assert "--with Male" in caught.value.hint
+
+
+# ------------------------------------------------------------------------------------------- what it draws
+
+@pytest.fixture(scope="module")
+def trained_pair(tmp_path_factory: pytest.TempPathFactory):
+    """2,000 synthetic faces; a GAN conditioned on their attributes and, on the same faces, an attribute
+    classifier trained on its own as the judge (about a minute on two CPU cores)."""
+    from typer.testing import CliRunner
+
+    from latentctl.cli import app
+
+    root = tmp_path_factory.mktemp("faces2k")
+    synth_faces(root, 2000, seed=7)
+    runner = CliRunner()
+    gan, judge = root / "gan", root / "judge"
+    for command in (["train", "gan", "--out", str(gan), "--epochs", "12", "--size", "32", "--gen-width", "16",
+                     "--disc-width", "16", "--batch-size", "32", "--condition", "attributes"],
+                    ["train", "classifier", "--out", str(judge), "--epochs", "4", "--size", "32", "--width", "16",
+                     "--seed", "3"]):
+        result = runner.invoke(app, [*command, "--data-root", str(root), "--device", "cpu"])
+        assert result.exit_code == 0, result.stderr
+    return gan, judge
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("attribute", ["Male", "Blond_Hair"])  # glasses need more training: docs/training-gan.md
+def test_faces_asked_for_an_attribute_show_it(trained_pair, tmp_path: Path, cli, attribute: str) -> None:
+    gan, judge = trained_pair
+    judge_model, judge_config = store.load_model(judge, "classifier")
+    column = judge_config.labels.index(attribute)
+    shown = {}
+    for flag in ("--with", "--without"):
+        out = tmp_path / flag.strip("-")
+        assert cli("sample", "--model", gan, "--n", "48", flag, attribute, "--individual", out).exit_code == 0
+        pictures = torch.stack([torch.from_numpy(np.array(Image.open(path))).permute(2, 0, 1)
+                                for path in sorted(out.glob("*.png"))]).float() / 127.5 - 1
+        with torch.no_grad():
+            shown[flag] = (torch.sigmoid(judge_model(pictures)[:, column]) > 0.5).float().mean().item()
+    assert shown["--with"] >= 0.8 and shown["--without"] <= 0.2, shown
