@@ -44,6 +44,9 @@ def steer(
 ) -> None:
     """Steer faces towards each attribute with both methods, with and without --keep-others, and score it.
 
+    The methods are gradient and direction; for a model trained with --condition attributes, gradient and
+    label (which turns the attribute input alone, so keep-others does not apply to it).
+
     For each target attribute, on faces the judge reads as not having it: success (the judge reads it at
     the last frame), others (mean absolute change of the judge's probabilities of the other attributes it
     reads well: validation balanced accuracy >= 0.8) and moved (mean absolute pixel change, 0 to 1). The
@@ -82,15 +85,18 @@ def steer(
                              hint="use a judge trained on the same attributes")
     readable = readable_attributes(judge_config.labels, judge_config.training.get("validation", {})
                                    .get("balanced_accuracy"))
-    directions = session_directions(session, samples)
+    conditioned = session["conditioned"]  # conditioned on attributes: label and gradient, no directions
+    directions = None if conditioned else session_directions(session, samples)
+    methods = ("gradient", "label") if conditioned else ("gradient", "direction")
     settings = SteerSettings(steps=steps, strength=strength, until=until, frames=2, views=views,
                              seed=seed)  # first, last frame
-    console.info(f"steering {faces} faces towards each of {', '.join(targets)}: 2 methods x keep-others "
-                 f"{keep_others:g} and 0, judged by {judge_dir} on {len(readable)} attributes it reads")
+    console.info(f"steering {faces} faces towards each of {', '.join(targets)}: {' and '.join(methods)}, "
+                 f"keep-others {keep_others:g} and 0, judged by {judge_dir} on {len(readable)} attributes it reads")
     scores = evaluate_steering(session["generator"], session["classifier"], session["names"], judge_model,
                                judge_config.labels, readable, session["config"].latent_dim, targets, settings,
                                keep_values=(keep_others, 0.0) if keep_others > 0 else (0.0,),
-                               methods=("gradient", "direction"), directions=directions, faces=faces, seed=seed)
+                               methods=methods, directions=directions, faces=faces, seed=seed,
+                               generator_labels=session["config"].labels if conditioned else None)
     for name in dict.fromkeys(s.attribute for s in scores if s.faces == 0):
         console.warn(f"the judge reads every face it searched as having {name}, so none was steered towards it "
                      f"(its rows are empty); a judge this sure may be undertrained, or the GAN always draws it")

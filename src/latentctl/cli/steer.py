@@ -24,6 +24,7 @@ CHANGED_SHOWN = 3  # attributes listed per frame as the ones that changed most
 class Method(str, Enum):
     gradient = "gradient"
     direction = "direction"
+    label = "label"
 
 
 Steps = Annotated[int, typer.Option("--steps", min=1, max=1000, rich_help_panel="Steering",
@@ -78,7 +79,9 @@ def steer(
                                                     dir_okay=False)] = None,
     method: Annotated[Method, typer.Option("--method", rich_help_panel="Steering", help="gradient: follow the "
                                            "classifier's gradient; direction: move along a fitted linear "
-                                           "direction (instant once fitted).")] = Method.gradient,
+                                           "direction (instant once fitted); label: turn the attribute input of "
+                                           "a model trained with --condition attributes, the noise fixed.")
+                      ] = Method.gradient,
     steps: Steps = 40,
     strength: Strength = DEFAULT_STRENGTH,
     keep_others: KeepOthers = DEFAULT_KEEP_OTHERS,
@@ -100,6 +103,10 @@ def steer(
     was trained on. Names are CelebA's, matched ignoring case and underscores; 'latentctl attributes'
     lists them. 'latentctl eval steer' measures how well it works.
 
+    A model trained with `train gan --condition attributes` starts each face from a real attribute mix
+    without the --to targets (with the --away-from ones) and turns those inputs over the frames:
+    alone with --method label, together with the gradient's moves by default.
+
     Examples:
 
         latentctl steer --to Male --frames 8 out.png
@@ -108,8 +115,10 @@ def steer(
         latentctl steer --to Eyeglasses --method direction --json glasses.png
         latentctl sample --model gan-celeba --n 4 --save-latents z.safetensors faces.png
         latentctl steer --from-noise z.safetensors --to Smiling smiles.png
+        latentctl steer --model gan-attributes --to Eyeglasses --method label glasses.png
     """
     from latentctl import images as image_io
+    from latentctl.latent.attributes import steering_attributes
     from latentctl.latent.sampling import load_latents, noise_for_seeds
     from latentctl.latent.steer import SteerSettings
     from latentctl.latent.steer import steer as run_steer
@@ -121,12 +130,17 @@ def steer(
         raise typer.BadParameter(f"{out.name}: end the output name in .png or .gif", param_hint="OUT")
     session = load_session(model, classifier, device, to, away_from)
     generator, config = session["generator"], session["config"]
+    check_method(method, session)
     if from_noise is not None:
         noise = load_latents(from_noise, config.latent_dim)
         seeds: list[int | None] = [None] * noise.shape[0]
     else:
         seeds = list(range(seed, seed + n))
         noise = noise_for_seeds(seeds, config.latent_dim)
+    attributes = None
+    if session["conditioned"]:  # face i's attributes drawn with seed S+i, as 'sample' draws them
+        attributes = steering_attributes(generator.attribute_prior, config.labels, session["targets"],
+                                         list(range(seed, seed + noise.shape[0])), method is Method.label)
     settings = SteerSettings(method=method.value, steps=steps, strength=strength, keep_others=keep_others,
                              until=until, frames=frames, views=views, seed=seed)
     direction = None
@@ -135,7 +149,8 @@ def steer(
         direction = fitted.move([(t.index, t.sign) for t in session["targets"]], keep=keep_others > 0)
     console.info(f"steering {noise.shape[0]} face(s) {_describe(session['targets'])} "
                  f"({method.value}, {steps} steps, strength {strength:g}, keep-others {keep_others:g})")
-    result = run_steer(generator, session["classifier"], noise, session["targets"], settings, direction)
+    result = run_steer(generator, session["classifier"], noise, session["targets"], settings, direction,
+                       attributes=attributes)
     image_io.save_walks(result.images, out, scale=scale or (2 if config.image_size < 64 else 1), frame_ms=frame_ms)
     report = _report(result, session, seeds)
     for face in report:
@@ -147,10 +162,13 @@ def steer(
     short = _not_reached(report, session["targets"])
     for target in (t for t in session["targets"] if t.name in short):
         missed = f"reach {target.name} (read below" if target.sign > 0 else f"lose {target.name} (read above"
+        advice = (f"try a longer walk, --strength {strength * 1.5:g}"
+                  + (", a weaker --keep-others" if keep_others > 0 and method is Method.gradient else "")
+                  + (" or --method direction" if method is Method.gradient and not session["conditioned"] else ""))
+        if method is Method.label:  # the input is already all the way over: only the noise can move further
+            advice = "the generator does not show it from its input alone: try --method gradient"
         console.warn(f"{short[target.name]} of {len(report)} faces did not {missed} 0.5 at the last frame): "
-                     f"try a longer walk, --strength {strength * 1.5:g}"
-                     + (", a weaker --keep-others" if keep_others > 0 and method is Method.gradient else "")
-                     + (" or --method direction" if method is Method.gradient else ""))
+                     + advice)
     if json_output:
         console.emit_json({"command": "steer", "model": str(session["model_dir"]),
                            "classifier": str(session["classifier_dir"]), "output": str(out),
@@ -217,7 +235,7 @@ def load_session(model: Path | None, classifier: Path | None, device: str, to: l
     """Load the generator and the classifier, check they pair, and resolve the target names (usage errors
     name the flag). Shared with ``eval steer``."""
     from latentctl.device import resolve_device
-    from latentctl.latent.attributes import check_pair, match_attribute
+    from latentctl.latent.attributes import check_pair, conditioned_on_attributes, match_attribute
     from latentctl.latent.steer import Target
     from latentctl.store import load_model
 
@@ -249,7 +267,20 @@ def load_session(model: Path | None, classifier: Path | None, device: str, to: l
                 targets.append(Target(names.index(name), name, sign))
     return {"generator": generator, "config": config, "classifier": classifier_model,
             "classifier_config": classifier_config, "model_dir": model_dir, "classifier_dir": classifier_dir,
-            "names": names, "targets": targets, "device": torch_device}
+            "names": names, "targets": targets, "device": torch_device,
+            "conditioned": conditioned_on_attributes(config)}
+
+
+def check_method(method: Method, session: dict[str, Any]) -> None:
+    """The label method needs a generator conditioned on attributes; directions are fitted to one without."""
+    if method is Method.label and not session["conditioned"]:
+        raise typer.BadParameter(f"the model takes no attributes to turn ({session['model_dir']}): it needs a "
+                                 "model trained with 'latentctl train gan --condition attributes'",
+                                 param_hint="--method")
+    if method is Method.direction and session["conditioned"]:
+        raise typer.BadParameter(f"a model conditioned on attributes ({session['model_dir']}) takes --method label "
+                                 "or gradient: directions are fitted to an unconditional GAN's noise",
+                                 param_hint="--method")
 
 
 def session_directions(session: dict[str, Any], samples: int):
@@ -298,6 +329,12 @@ def _report(result: Any, session: dict[str, Any], seeds: list[int | None]) -> li
                            "targets": {t.name: round(row[t.index], 4) for t in targets},
                            "changed": [{"attribute": name, "from": round(start[names.index(name)], 4),
                                         "to": round(row[names.index(name)], 4)} for name, _ in changes]})
+        about: dict[str, Any] = {}
+        if result.attributes is not None:  # what the generator's attribute input said, first and last frame
+            labels = session["config"].labels
+            about["attributes"] = {when: [name for name, value in zip(labels, result.attributes[face, frame].tolist(),
+                                                                      strict=True) if value >= 0.5]
+                                   for when, frame in (("from", 0), ("to", -1))}
         faces.append({"face": face, "seed": seeds[face], "steps_taken": int(result.steps_taken[face]),
-                      "frames": frames})
+                      **about, "frames": frames})
     return faces

@@ -46,14 +46,36 @@ def check_pair(generator_config: store.ModelConfig, classifier_config: store.Mod
             f"{classifier_dir} expects pixels normalised with {classifier_config.normalization}, "
             f"{generator_dir} draws them with {generator_config.normalization}",
             hint="use a classifier trained by latentctl (pixels in [-1, 1], as its generators draw them)")
-    if generator_config.architecture.get("num_attributes"):
-        raise LatentctlError(f"{generator_dir} is conditioned on attributes: steering moves the noise of an "
-                             "unconditional face GAN",
-                             hint=f"ask this one for attributes directly ('latentctl sample --model {generator_dir} "
-                                  "--with Male'), or steer a model from 'latentctl train gan'")
-    if generator_config.labels:
+    if generator_config.labels and not generator_config.architecture.get("num_attributes"):
         raise LatentctlError(f"{generator_dir} is a conditional digit model; steering works on face models",
                              hint="pass --model with a face GAN made by 'latentctl train gan'")
+
+
+def conditioned_on_attributes(config: store.ModelConfig) -> bool:
+    """Whether a generator takes attributes (``train gan --condition attributes``) besides its noise."""
+    return config.kind == "gan" and bool(config.architecture.get("num_attributes"))
+
+
+def steering_attributes(prior, generator_labels: list[str], targets: list, seeds: list[int], label_only: bool):
+    """Return the start and end attribute inputs, each (N, A_g), of faces to steer on a generator conditioned
+    on attributes: real mixes (seeded like ``sample``'s) without the ``--to`` targets and with the
+    ``--away-from`` ones, and the same with those turned the other way.
+
+    A target the generator is not conditioned on stays as drawn; the label method, which has only the
+    inputs to turn, refuses it."""
+    from latentctl.latent.sampling import draw_attributes
+
+    missing = [t.name for t in targets if t.name not in generator_labels]
+    if missing and label_only:
+        raise LatentctlError(f"the generator is not conditioned on {', '.join(missing)}: the label method can only "
+                             "turn its attribute inputs",
+                             hint=f"use --method gradient, or a model trained with --attribute {missing[0]}")
+    turned = {generator_labels.index(t.name): 1 if t.sign > 0 else 0 for t in targets if t.name in generator_labels}
+    start = draw_attributes(prior, seeds, {column: 1 - value for column, value in turned.items()})
+    end = start.clone()
+    for column, value in turned.items():
+        end[:, column] = value
+    return start, end
 
 
 def _rounded(normalization: dict[str, list[float]]) -> dict[str, list[float]]:

@@ -26,18 +26,30 @@ evenly spaced snapshots; a face stops moving once every target is past ``until``
 
 Moves are normalised, so ``strength`` is the distance travelled in latent units (each coordinate of a
 latent has unit variance) whatever the scale of the classifier's logits.
+
+A generator conditioned on attributes (``train gan --condition attributes``) is given ``attributes``: each
+face's starting attribute vector and the one it steers to (the targets turned on, or off). Its attribute
+input then moves in a straight line from one to the other as the face takes its steps, face i at step k
+drawn with ``start + (k / steps) * (end - start)``:
+
+- ``label`` moves that input alone, the noise fixed: the generator itself says what the attribute looks
+  like, with every other input held, so there is no classifier gradient to fool;
+- ``gradient`` moves it too, and the noise along the gradient as above, which carries the faces the
+  rest of the way where the input alone does not show the attribute clearly.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from latentctl.latent import DEFAULT_KEEP_OTHERS, DEFAULT_STRENGTH, DEFAULT_VIEWS
 
-METHODS = ("gradient", "direction")
+METHODS = ("gradient", "direction", "label")
 
 
 @dataclass(frozen=True)
@@ -90,14 +102,18 @@ class Steering:
     probabilities: torch.Tensor  # (N, F, A), the steering classifier's
     frame_steps: list[int]
     steps_taken: torch.Tensor  # (N,) moves each face made before it reached ``until`` (or all of them)
+    attributes: torch.Tensor | None = None  # (N, F, A_g) the generator's attribute input per frame, if it has one
 
 
 def steer(generator: torch.nn.Module, classifier: torch.nn.Module, noise: torch.Tensor, targets: list[Target],
-          settings: SteerSettings, direction: torch.Tensor | None = None, batch_size: int = 64) -> Steering:
+          settings: SteerSettings, direction: torch.Tensor | None = None, batch_size: int = 64,
+          attributes: tuple[torch.Tensor, torch.Tensor] | None = None) -> Steering:
     """Steer latents (N, D) towards/away from ``targets``; both networks frozen, in eval mode.
 
     The ``direction`` method needs ``direction`` (D,): the unit move, already conditioned (see
-    ``AttributeDirections.move``). Faces are steered ``batch_size`` at a time, all of a batch at once.
+    ``AttributeDirections.move``). A generator conditioned on attributes needs ``attributes``: the start and
+    end attribute vectors, each (N, A_g) in [0, 1] (see the module docstring); the ``label`` method needs
+    one. Faces are steered ``batch_size`` at a time, all of a batch at once.
     """
     if not targets:
         raise ValueError("steering needs at least one target attribute")
@@ -105,26 +121,64 @@ def steer(generator: torch.nn.Module, classifier: torch.nn.Module, noise: torch.
         raise ValueError("steering needs at least one face")
     if settings.method == "direction" and direction is None:
         raise ValueError("the direction method needs a direction")
+    if settings.method == "label" and attributes is None:
+        raise ValueError("the label method needs a generator conditioned on attributes, and their start and end")
     generator.eval()
     classifier.eval()
-    parts = [_steer_batch(generator, classifier, noise[start:start + batch_size], targets, settings, direction)
-             for start in range(0, noise.shape[0], batch_size)]
+    parts = []
+    for begin in range(0, noise.shape[0], batch_size):
+        batch = slice(begin, begin + batch_size)
+        faces = _Faces(generator, None if attributes is None else (attributes[0][batch], attributes[1][batch]))
+        parts.append(_steer_batch(faces, classifier, noise[batch], targets, settings, direction))
     return Steering(latents=torch.cat([p[0] for p in parts]), images=torch.cat([p[1] for p in parts]),
                     probabilities=torch.cat([p[2] for p in parts]), frame_steps=settings.frame_steps(),
-                    steps_taken=torch.cat([p[3] for p in parts]))
+                    steps_taken=torch.cat([p[3] for p in parts]),
+                    attributes=None if attributes is None else torch.cat([p[4] for p in parts]))
 
 
-def _steer_batch(generator: torch.nn.Module, classifier: torch.nn.Module, noise: torch.Tensor,
-                 targets: list[Target], settings: SteerSettings, direction: torch.Tensor | None):
-    device = next(generator.parameters()).device
+class _Faces:
+    """Draws a batch's faces from latents and, for a generator conditioned on attributes, each face's progress
+    (B,) in [0, 1] along its line from the start attributes to the end ones."""
+
+    def __init__(self, generator: torch.nn.Module, attributes: tuple[torch.Tensor, torch.Tensor] | None) -> None:
+        self.generator = generator
+        self.device = next(generator.parameters()).device
+        self.start, self.end = (None, None) if attributes is None else (
+            attributes[0].to(self.device, torch.float32), attributes[1].to(self.device, torch.float32))
+
+    def attributes(self, progress: torch.Tensor) -> torch.Tensor | None:
+        """The attribute input (B, A_g) at ``progress`` (B,), or None for a generator without one."""
+        if self.start is None or self.end is None:
+            return None
+        return self.start + progress[:, None] * (self.end - self.start)
+
+    def frame_attributes(self, progress: torch.Tensor, frames: int) -> torch.Tensor | None:
+        """The attribute input (B * F, A_g) of every face's frames, face-major, at their ``progress`` (B * F,)."""
+        if self.start is None or self.end is None:
+            return None
+        start, end = self.start.repeat_interleave(frames, 0), self.end.repeat_interleave(frames, 0)
+        return start + progress[:, None] * (end - start)
+
+    def __call__(self, latent: torch.Tensor, progress: torch.Tensor) -> torch.Tensor:
+        """Images of ``latent`` (k * B, D): k groups of the batch's B faces, in its order."""
+        attributes = self.attributes(progress)
+        if attributes is None:
+            return self.generator(latent)
+        return self.generator(latent, attributes.repeat(latent.shape[0] // attributes.shape[0], 1))
+
+
+def _steer_batch(faces: _Faces, classifier: torch.nn.Module, noise: torch.Tensor, targets: list[Target],
+                 settings: SteerSettings, direction: torch.Tensor | None):
+    device = faces.device
     start = noise.to(device=device, dtype=torch.float32)  # (B, D)
     columns = torch.tensor([t.index for t in targets], device=device)
     signs = torch.tensor([float(t.sign) for t in targets], device=device)
     step_length = settings.strength / settings.steps
     move = None if direction is None else direction.to(device=device, dtype=torch.float32)[None]
 
+    no_progress = torch.zeros(start.shape[0], device=device)
     with torch.no_grad():
-        start_logits = classifier(generator(start))  # (B, A)
+        start_logits = classifier(faces(start, no_progress))  # (B, A)
     others = torch.ones(start_logits.shape[1], dtype=torch.bool, device=device)
     others[columns] = False
     start_radius = start.norm(dim=1)
@@ -133,14 +187,16 @@ def _steer_batch(generator: torch.nn.Module, classifier: torch.nn.Module, noise:
     steps_taken = torch.zeros(start.shape[0], dtype=torch.long, device=device)
     frame_steps = settings.frame_steps()
     snapshots = [latent.clone()]
+    progress_snapshots = [no_progress.clone()]
     logits = start_logits
     views_rng = torch.Generator(device=device).manual_seed(settings.seed)
     for step in range(1, settings.steps + 1):
+        progress = steps_taken.float() / settings.steps
         if settings.method == "gradient":
             with torch.enable_grad():
                 candidate = latent.detach().requires_grad_(True)
-                logits_now, logits = smoothed_logits(classifier, generator, candidate, settings.views,
-                                                     settings.smoothing, views_rng)
+                logits_now, logits = smoothed_logits(classifier, functools.partial(faces, progress=progress), candidate,
+                                                     settings.views, settings.smoothing, views_rng)
                 objective = steering_objective(logits_now, start_logits, candidate, start_radius, columns, signs,
                                                others, settings.keep_others, settings.prior)
                 (gradient,) = torch.autograd.grad(objective.sum(), candidate)
@@ -149,28 +205,35 @@ def _steer_batch(generator: torch.nn.Module, classifier: torch.nn.Module, noise:
         else:
             if settings.until is not None and step > 1:
                 with torch.no_grad():
-                    logits = classifier(generator(latent))
-            step_move = move.expand_as(latent)
+                    logits = classifier(faces(latent, progress))
+            step_move = torch.zeros_like(latent) if move is None else move.expand_as(latent)
         if settings.until is not None:
             active &= ~_reached(logits, columns, signs, settings.until)
             if not active.any():
-                snapshots += [latent.clone()] * sum(1 for s in frame_steps if s >= step)
+                repeats = sum(1 for s in frame_steps if s >= step)
+                snapshots += [latent.clone()] * repeats
+                progress_snapshots += [steps_taken.float() / settings.steps] * repeats
                 break
         latent = torch.where(active[:, None], latent + step_length * step_move, latent).detach()
         steps_taken += active.long()
         snapshots += [latent.clone()] * frame_steps.count(step)
+        progress_snapshots += [steps_taken.float() / settings.steps] * frame_steps.count(step)
 
     latents = torch.stack(snapshots, dim=1)  # (B, F, D)
-    with torch.inference_mode():
-        flat = latents.flatten(0, 1)
-        images = generator(flat)
-        probabilities = torch.sigmoid(classifier(images)).float()
+    progresses = torch.stack(progress_snapshots, dim=1)  # (B, F)
     frames = len(frame_steps)
+    with torch.inference_mode():
+        flat, flat_progress = latents.flatten(0, 1), progresses.flatten(0, 1)
+        attributes = faces.frame_attributes(flat_progress, frames)  # (B * F, A_g) or None
+        images = faces.generator(flat) if attributes is None else faces.generator(flat, attributes)
+        probabilities = torch.sigmoid(classifier(images)).float()
     return (latents.cpu(), images.float().cpu().unflatten(0, (-1, frames)),
-            probabilities.cpu().unflatten(0, (-1, frames)), steps_taken.cpu())
+            probabilities.cpu().unflatten(0, (-1, frames)), steps_taken.cpu(),
+            None if attributes is None else attributes.cpu().unflatten(0, (-1, frames)))
 
 
-def smoothed_logits(classifier: torch.nn.Module, generator: torch.nn.Module, latent: torch.Tensor, views: int,
+def smoothed_logits(classifier: torch.nn.Module, generator: Callable[[torch.Tensor], torch.Tensor],
+                    latent: torch.Tensor, views: int,
                     smoothing: float, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Return the classifier's logits (B, A) of the faces drawn from ``latent`` (B, D) averaged over ``views``
     nearby latents, and its logits (B, A) of the faces of ``latent`` itself (the first view).

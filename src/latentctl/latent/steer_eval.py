@@ -8,15 +8,21 @@ attribute, on faces the judge reads as not having it:
 - success: the share whose last frame the judge reads as having it (probability past 0.5);
 - others: the mean absolute change of the judge's probabilities of the other attributes it can read;
 - moved: how far the face moved, as the mean absolute pixel change in [0, 1].
+
+A generator conditioned on attributes starts each face from a real attribute mix without the target
+(drawn as ``sample`` draws them, ``latent.attributes.steering_attributes``), and is scored with the
+``gradient`` and ``label`` methods.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
 import torch
 
+from latentctl.latent.attributes import steering_attributes
 from latentctl.latent.directions import AttributeDirections
 from latentctl.latent.sampling import noise_for_seeds
 from latentctl.latent.steer import SteerSettings, Target, steer
@@ -53,25 +59,32 @@ def evaluate_steering(generator: torch.nn.Module, classifier: torch.nn.Module, n
                       judge: torch.nn.Module, judge_names: list[str], readable: list[str], latent_dim: int,
                       attributes: list[str], settings: SteerSettings, keep_values: tuple[float, ...],
                       methods: tuple[str, ...], directions: AttributeDirections | None, faces: int = 64,
-                      seed: int = 0) -> list[SteerScore]:
-    """Score steering towards each of ``attributes`` for every method and keep-others weight."""
+                      seed: int = 0, generator_labels: list[str] | None = None) -> list[SteerScore]:
+    """Score steering towards each of ``attributes`` for every method and keep-others weight (the label
+    method reads no classifier, so it is scored once). ``generator_labels``: the attributes of a generator
+    conditioned on them."""
     scores = []
     for attribute in attributes:
         column, judge_column = names.index(attribute), judge_names.index(attribute)
-        noise = starting_faces(generator, judge, judge_column, latent_dim, faces, seed)
-        others = [judge_names.index(name) for name in readable if name != attribute]
         target = [Target(column, attribute, +1)]
+        draw = None
+        if generator_labels is not None:
+            def draw(seeds: list[int], target: list[Target] = target) -> tuple[torch.Tensor, torch.Tensor]:
+                return steering_attributes(generator.attribute_prior, generator_labels, target, seeds,
+                                           label_only="label" in methods)
+        noise, inputs = starting_faces(generator, judge, judge_column, latent_dim, faces, seed, draw)
+        others = [judge_names.index(name) for name in readable if name != attribute]
         if noise.shape[0] == 0:  # every face already has it, as the judge reads them
             scores += [SteerScore(attribute=attribute, method=method, keep_others=keep, faces=0, success=None,
                                   steerer_success=None, others=None, moved=None, seconds=0.0)
-                       for method in methods for keep in keep_values]
+                       for method in methods for keep in (keep_values if method != "label" else (0.0,))]
             continue
         for method in methods:
-            for keep in keep_values:
+            for keep in keep_values if method != "label" else (0.0,):
                 run_settings = replace(settings, method=method, keep_others=keep)
                 direction = directions.move([(column, +1)], keep > 0) if method == "direction" else None
                 started = time.perf_counter()
-                result = steer(generator, classifier, noise, target, run_settings, direction)
+                result = steer(generator, classifier, noise, target, run_settings, direction, attributes=inputs)
                 seconds = time.perf_counter() - started
                 first, last = result.images[:, 0], result.images[:, -1]
                 judged_first, judged_last = _judge(judge, first), _judge(judge, last)
@@ -85,21 +98,33 @@ def evaluate_steering(generator: torch.nn.Module, classifier: torch.nn.Module, n
 
 
 def starting_faces(generator: torch.nn.Module, judge: torch.nn.Module, column: int, latent_dim: int, faces: int,
-                   seed: int) -> torch.Tensor:
+                   seed: int, draw: Callable[[list[int]], tuple[torch.Tensor, torch.Tensor]] | None = None,
+                   ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
     """Return the latents (<= faces, D) of the first seeds from ``seed`` on whose faces the judge reads as
-    not having attribute ``column``; a pool of up to 40 x ``faces`` seeds is searched."""
+    not having attribute ``column``; a pool of up to 40 x ``faces`` seeds is searched.
+
+    For a generator conditioned on attributes, ``draw`` gives each seed's start and end attribute inputs,
+    returned (for the chosen faces) beside the latents; None otherwise."""
     found: list[torch.Tensor] = []
+    starts: list[torch.Tensor] = []
+    ends: list[torch.Tensor] = []
     count, start, pool = 0, seed, max(faces, 64)
+    device = next(generator.parameters()).device
     while count < faces and start < seed + 40 * faces:
-        noise = noise_for_seeds(range(start, start + pool), latent_dim)
+        seeds = list(range(start, start + pool))
+        noise = noise_for_seeds(seeds, latent_dim)
+        begin, end = draw(seeds) if draw is not None else (None, None)
         with torch.inference_mode():
-            device = next(generator.parameters()).device
-            probabilities = _judge(judge, generator(noise.to(device)))
-        chosen = noise[(probabilities[:, column] < 0.5).cpu()][:faces - count]
-        found.append(chosen)
-        count += chosen.shape[0]
+            images = generator(noise.to(device)) if begin is None else generator(noise.to(device), begin.to(device))
+            keep = (_judge(judge, images)[:, column] < 0.5).cpu()
+        found.append(noise[keep][:faces - count])
+        if begin is not None and end is not None:
+            starts.append(begin[keep][:faces - count])
+            ends.append(end[keep][:faces - count])
+        count += found[-1].shape[0]
         start += pool
-    return torch.cat(found) if found else torch.empty(0, latent_dim)
+    noise = torch.cat(found) if found else torch.empty(0, latent_dim)
+    return noise, ((torch.cat(starts), torch.cat(ends)) if starts else None)
 
 
 @torch.inference_mode()

@@ -205,7 +205,7 @@ class GANTrainer(EpochLoop):
         if read_real is not None:  # the auxiliary classifier learns the attributes from real faces only
             total_d = total_d + self.options.attribute_loss * attribute_loss(read_real, labels)
         if self.options.r1 > 0 and self.global_step % R1_INTERVAL == 0:
-            total_d = loss_d + R1_INTERVAL * self.options.r1 / 2 * self.r1_penalty(real, labels)
+            total_d = total_d + R1_INTERVAL * self.options.r1 / 2 * self.r1_penalty(real, labels)
         self.opt_d.zero_grad(set_to_none=True)
         total_d.backward()
         self.opt_d.step()
@@ -221,7 +221,7 @@ class GANTrainer(EpochLoop):
             if read_fake is not None:
                 total_g = total_g + self.options.attribute_loss * attribute_loss(read_fake, fake_labels)
             if self.options.mode_seeking > 0:
-                total_g = loss_g + self.options.mode_seeking * mode_seeking_penalty(fake.float(), noise, half)
+                total_g = total_g + self.options.mode_seeking * mode_seeking_penalty(fake.float(), noise, half)
             self.opt_g.zero_grad(set_to_none=True)
             total_g.backward()
         self.discriminator.requires_grad_(True)
