@@ -261,6 +261,10 @@ def test_the_label_method_moves_the_attribute_input_alone(attribute_model: Path,
     assert torch.allclose(male, torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0]).expand(2, -1))
     with pytest.raises(ValueError, match="label method"):
         steer(generator, classifier, noise, target, SteerSettings(method="label"))
+    # the gradient turns the input all the way whatever --until says; the noise stops where it reads enough
+    gradient = steer(generator, classifier, noise, target, SteerSettings(steps=4, frames=5, until=0.51),
+                     attributes=(start, end))
+    assert torch.allclose(gradient.attributes[:, :, config.labels.index("Male")], male)
 
 
 @pytest.mark.parametrize(("model", "method", "message"), [

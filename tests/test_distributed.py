@@ -187,6 +187,21 @@ def test_a_distributed_checkpoint_resumes_in_a_single_process(cli, two_process_r
     assert store.read_config(out).training["epochs"] == 2
 
 
+def test_a_gan_conditioned_on_attributes_trains_in_two_processes(faces_root, tmp_path):
+    # every parameter takes part in every step's loss (the attribute head too), as DistributedDataParallel needs
+    out = tmp_path / "two"
+    command = [sys.executable, "-m", "latentctl", "train", "gan", "--nproc", "2", "--device", "cpu", "--data-root",
+               str(faces_root), "--out", str(out), "--epochs", "1", *TINY_FACES, "--condition", "attributes",
+               "--json"]
+    result = subprocess.run(command, env=environment(tmp_path / "home"), capture_output=True, text=True,
+                            timeout=TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["training"]["world_size"] == 2
+    generator, config = store.load_model(out, "gan")
+    assert config.architecture["num_attributes"] == len(config.labels) == 29
+    assert generator.attribute_prior.sum() > 0
+
+
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("data") / "digits"

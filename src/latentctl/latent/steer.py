@@ -34,8 +34,10 @@ drawn with ``start + (k / steps) * (end - start)``:
 
 - ``label`` moves that input alone, the noise fixed: the generator itself says what the attribute looks
   like, with every other input held, so there is no classifier gradient to fool;
-- ``gradient`` moves it too, and the noise along the gradient as above, which carries the faces the
-  rest of the way where the input alone does not show the attribute clearly.
+- ``gradient`` turns it all the way too, frame by frame, and moves the noise along the gradient above as
+  read at the turned input (where the walk ends): the noise carries a face the rest of the way where the
+  input alone does not show the attribute clearly, and, with ``until``, stays put where it does.
+  Keep-others holds the other attributes where the starting face had them.
 """
 
 from __future__ import annotations
@@ -190,13 +192,22 @@ def _steer_batch(faces: _Faces, classifier: torch.nn.Module, noise: torch.Tensor
     progress_snapshots = [no_progress.clone()]
     logits = start_logits
     views_rng = torch.Generator(device=device).manual_seed(settings.seed)
+    # The label method reads the faces as they are; the gradient, on a generator conditioned on attributes,
+    # reads them with the input already turned all the way, where the walk ends: the noise then only moves
+    # for what the turned input does not show (and stops, with until, when it does).
+    read_at_end = faces.start is not None and settings.method == "gradient"
+    all_the_way = torch.ones(start.shape[0], device=device)
     for step in range(1, settings.steps + 1):
-        progress = steps_taken.float() / settings.steps
+        progress = all_the_way if read_at_end else steps_taken.float() / settings.steps
+        if read_at_end and step == 1 and settings.until is not None:
+            with torch.no_grad():
+                logits = classifier(faces(latent, progress))
         if settings.method == "gradient":
             with torch.enable_grad():
                 candidate = latent.detach().requires_grad_(True)
-                logits_now, logits = smoothed_logits(classifier, functools.partial(faces, progress=progress), candidate,
-                                                     settings.views, settings.smoothing, views_rng)
+                read = functools.partial(faces, progress=progress)
+                logits_now, logits = smoothed_logits(classifier, read, candidate, settings.views, settings.smoothing,
+                                                     views_rng)
                 objective = steering_objective(logits_now, start_logits, candidate, start_radius, columns, signs,
                                                others, settings.keep_others, settings.prior)
                 (gradient,) = torch.autograd.grad(objective.sum(), candidate)
@@ -210,14 +221,16 @@ def _steer_batch(faces: _Faces, classifier: torch.nn.Module, noise: torch.Tensor
         if settings.until is not None:
             active &= ~_reached(logits, columns, signs, settings.until)
             if not active.any():
-                repeats = sum(1 for s in frame_steps if s >= step)
-                snapshots += [latent.clone()] * repeats
-                progress_snapshots += [steps_taken.float() / settings.steps] * repeats
+                later = [s for s in frame_steps if s >= step]
+                snapshots += [latent.clone()] * len(later)
+                progress_snapshots += [all_the_way * s / settings.steps if read_at_end
+                                       else steps_taken.float() / settings.steps for s in later]
                 break
         latent = torch.where(active[:, None], latent + step_length * step_move, latent).detach()
         steps_taken += active.long()
         snapshots += [latent.clone()] * frame_steps.count(step)
-        progress_snapshots += [steps_taken.float() / settings.steps] * frame_steps.count(step)
+        progress_snapshots += [all_the_way * step / settings.steps if read_at_end
+                               else steps_taken.float() / settings.steps] * frame_steps.count(step)
 
     latents = torch.stack(snapshots, dim=1)  # (B, F, D)
     progresses = torch.stack(progress_snapshots, dim=1)  # (B, F)

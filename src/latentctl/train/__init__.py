@@ -10,4 +10,4 @@ classifier by ``FACE_ATTRIBUTE_LOSS`` (docs/training-gan.md, "Conditioned on att
 FACE_LR = 1e-3
 FACE_BETAS = (0.5, 0.99)
 FACE_R1 = 1.0
-FACE_ATTRIBUTE_LOSS = 1.0
+FACE_ATTRIBUTE_LOSS = 5.0
