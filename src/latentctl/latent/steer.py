@@ -199,9 +199,6 @@ def _steer_batch(faces: _Faces, classifier: torch.nn.Module, noise: torch.Tensor
     all_the_way = torch.ones(start.shape[0], device=device)
     for step in range(1, settings.steps + 1):
         progress = all_the_way if read_at_end else steps_taken.float() / settings.steps
-        if read_at_end and step == 1 and settings.until is not None:
-            with torch.no_grad():
-                logits = classifier(faces(latent, progress))
         if settings.method == "gradient":
             with torch.enable_grad():
                 candidate = latent.detach().requires_grad_(True)
