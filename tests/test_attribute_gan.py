@@ -261,6 +261,11 @@ def test_the_label_method_moves_the_attribute_input_alone(attribute_model: Path,
     assert torch.allclose(male, torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0]).expand(2, -1))
     with pytest.raises(ValueError, match="label method"):
         steer(generator, classifier, noise, target, SteerSettings(method="label"))
+    farther = steer(generator, classifier, noise, target, SteerSettings(method="label", steps=4, frames=5, reach=2),
+                    attributes=(start, end))  # past the trained value, for what the generator draws faintly
+    assert torch.allclose(farther.attributes[:, :, config.labels.index("Male")], 2 * male)
+    with pytest.raises(ValueError, match="reach"):
+        SteerSettings(method="label", reach=0.5)
     # the gradient turns the input all the way whatever --until says; the noise stops where it reads enough
     gradient = steer(generator, classifier, noise, target, SteerSettings(steps=4, frames=5, until=0.51),
                      attributes=(start, end))
@@ -270,13 +275,14 @@ def test_the_label_method_moves_the_attribute_input_alone(attribute_model: Path,
 @pytest.mark.parametrize(("model", "method", "message"), [
     ("attribute", "direction", "conditioned on attributes"),
     ("plain", "label", "takes no attributes"),
+    ("attribute", "gradient --reach 2", "--method label"),
 ])
 def test_a_method_the_model_cannot_take_is_a_usage_error(cli, attribute_model: Path, tiny_face_model: Path,
                                                           classifier_32: Path, tmp_path: Path, model: str,
                                                           method: str, message: str) -> None:
     folder = attribute_model if model == "attribute" else tiny_face_model
-    result = cli("steer", "--model", folder, "--classifier", classifier_32, "--to", "Male", "--method", method,
-                 tmp_path / "x.png")
+    result = cli("steer", "--model", folder, "--classifier", classifier_32, "--to", "Male", "--method",
+                 *method.split(), tmp_path / "x.png")
     assert result.exit_code == 2 and message in result.stderr
     assert not (tmp_path / "x.png").exists()
 

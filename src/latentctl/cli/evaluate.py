@@ -9,7 +9,7 @@ import typer
 
 from latentctl import console, paths
 from latentctl.cli.options import Device, Json, Seed
-from latentctl.cli.steer import Classifier, FaceModel, KeepOthers, Samples, Steps, Strength, Until, Views
+from latentctl.cli.steer import Classifier, FaceModel, KeepOthers, Reach, Samples, Steps, Strength, Until, Views
 from latentctl.errors import LatentctlError
 from latentctl.latent import DEFAULT_KEEP_OTHERS, DEFAULT_STRENGTH, DEFAULT_VIEWS
 
@@ -35,6 +35,7 @@ def steer(
     keep_others: KeepOthers = DEFAULT_KEEP_OTHERS,
     until: Until = None,
     views: Views = DEFAULT_VIEWS,
+    reach: Reach = 1.0,
     samples: Samples = 10_000,
     plot: Annotated[Path | None, typer.Option("--plot", help="Also draw the table as a bar chart (PNG).",
                                               dir_okay=False)] = None,
@@ -89,7 +90,7 @@ def steer(
     directions = None if conditioned else session_directions(session, samples)
     methods = ("gradient", "label") if conditioned else ("gradient", "direction")
     settings = SteerSettings(steps=steps, strength=strength, until=until, frames=2, views=views,
-                             seed=seed)  # first, last frame
+                             seed=seed, reach=reach)  # first, last frame
     console.info(f"steering {faces} faces towards each of {', '.join(targets)}: {' and '.join(methods)}, "
                  f"keep-others {keep_others:g} and 0, judged by {judge_dir} on {len(readable)} attributes it reads")
     scores = evaluate_steering(session["generator"], session["classifier"], session["names"], judge_model,
@@ -113,7 +114,7 @@ def steer(
                            "classifier": str(session["classifier_dir"]), "judge": str(judge_dir),
                            "readable": readable, "settings": {"steps": steps, "strength": strength,
                                                               "keep_others": keep_others, "until": until,
-                                                              "views": views, "faces": faces},
+                                                              "views": views, "reach": reach, "faces": faces},
                            "plot": None if plot is None else str(plot),
                            "scores": [s.to_dict() for s in scores]})
     elif plot is not None:

@@ -52,6 +52,10 @@ def _check_until(value: float | None) -> float | None:
 Until = Annotated[float | None, typer.Option("--until", callback=_check_until, rich_help_panel="Steering",
                                              help="Stop a face once every target's probability is past P "
                                              "(below 1-P for --away-from).")]
+Reach = Annotated[float, typer.Option("--reach", min=1.0, max=4.0, rich_help_panel="Steering",
+                                      help="--method label: how far the targets' inputs turn, 1 being the other "
+                                      "value; up to 4 pushes them past what training showed, for attributes the "
+                                      "generator draws faintly (with --until, each face stops when it is read).")]
 Samples = Annotated[int, typer.Option("--samples", min=100, max=1_000_000, rich_help_panel="Steering",
                                       help="Faces sampled to fit the attribute directions (--method direction; "
                                       "fitted once per generator and classifier, then cached).")]
@@ -87,6 +91,7 @@ def steer(
     keep_others: KeepOthers = DEFAULT_KEEP_OTHERS,
     until: Until = None,
     views: Views = DEFAULT_VIEWS,
+    reach: Reach = 1.0,
     samples: Samples = 10_000,
     frame_ms: Annotated[int, typer.Option("--frame-ms", min=10, max=5000, help="GIF frame time.")] = 150,
     scale: Annotated[int | None, typer.Option("--scale", min=1, max=16, help="Nearest-neighbour upscaling "
@@ -116,6 +121,7 @@ def steer(
         latentctl sample --model gan-celeba --n 4 --save-latents z.safetensors faces.png
         latentctl steer --from-noise z.safetensors --to Smiling smiles.png
         latentctl steer --model gan-attributes --to Eyeglasses --method label glasses.png
+        latentctl steer --model gan-attributes --to Smiling --method label --reach 3 --until 0.99 smiles.png
     """
     from latentctl import images as image_io
     from latentctl.latent.attributes import steering_attributes
@@ -131,6 +137,8 @@ def steer(
     session = load_session(model, classifier, device, to, away_from)
     generator, config = session["generator"], session["config"]
     check_method(method, session)
+    if reach != 1 and method is not Method.label:
+        raise typer.BadParameter("--reach is how far --method label turns the inputs", param_hint="--reach")
     if from_noise is not None:
         noise = load_latents(from_noise, config.latent_dim)
         seeds: list[int | None] = [None] * noise.shape[0]
@@ -142,7 +150,7 @@ def steer(
         attributes = steering_attributes(generator.attribute_prior, config.labels, session["targets"],
                                          list(range(seed, seed + noise.shape[0])), method is Method.label)
     settings = SteerSettings(method=method.value, steps=steps, strength=strength, keep_others=keep_others,
-                             until=until, frames=frames, views=views, seed=seed)
+                             until=until, frames=frames, views=views, seed=seed, reach=reach)
     direction = None
     if method is Method.direction:
         fitted = session_directions(session, samples)
@@ -175,7 +183,7 @@ def steer(
                            "method": method.value, "to": [t.name for t in session["targets"] if t.sign > 0],
                            "away_from": [t.name for t in session["targets"] if t.sign < 0],
                            "settings": {"steps": steps, "strength": strength, "keep_others": keep_others,
-                                        "until": until, "views": views, "frames": frames,
+                                        "until": until, "views": views, "frames": frames, "reach": reach,
                                         "frame_steps": result.frame_steps},
                            "not_reached": short, "faces": report})
     else:

@@ -33,7 +33,10 @@ input then moves in a straight line from one to the other as the face takes its 
 drawn with ``start + (k / steps) * (end - start)``:
 
 - ``label`` moves that input alone, the noise fixed: the generator itself says what the attribute looks
-  like, with every other input held, so there is no classifier gradient to fool;
+  like, with every other input held, so there is no classifier gradient to fool. ``reach`` R > 1 turns it
+  R times as far, past the value training showed (a target at 0 goes to R), which strengthens what the
+  generator draws faintly (a closed-mouth smile, thin glasses); with ``until`` each face stops where the
+  classifier reads enough, so a clear attribute is not pushed further than it needs;
 - ``gradient`` turns it all the way too, frame by frame, and moves the noise along the gradient above as
   read at the turned input (where the walk ends): the noise carries a face the rest of the way where the
   input alone does not show the attribute clearly, and, with ``until``, stays put where it does.
@@ -52,6 +55,7 @@ import torch
 from latentctl.latent import DEFAULT_KEEP_OTHERS, DEFAULT_STRENGTH, DEFAULT_VIEWS
 
 METHODS = ("gradient", "direction", "label")
+MAX_REACH = 4.0
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ class SteerSettings:
     until: float | None = None  # stop a face once every target's probability is past this
     frames: int = 8
     views: int = DEFAULT_VIEWS  # faces the classifier reads per face and step (gradient); 1: the face alone
+    reach: float = 1.0  # label: how far the targets' inputs turn, 1 being the other value (see the docstring)
     smoothing: float = 0.5  # standard deviation of the latent noise that makes the other views
     seed: int = 0  # of that noise
 
@@ -89,6 +94,8 @@ class SteerSettings:
             raise ValueError("strength must be > 0, keep_others and prior >= 0")
         if self.until is not None and not 0.5 < self.until < 1:
             raise ValueError("until must be a probability in (0.5, 1)")
+        if not 1 <= self.reach <= MAX_REACH:
+            raise ValueError(f"reach must be in [1, {MAX_REACH:g}]")
 
     def frame_steps(self) -> list[int]:
         """The step after which each frame is taken: 0 (the start), ..., ``steps``."""
@@ -127,6 +134,8 @@ def steer(generator: torch.nn.Module, classifier: torch.nn.Module, noise: torch.
         raise ValueError("the label method needs a generator conditioned on attributes, and their start and end")
     generator.eval()
     classifier.eval()
+    if attributes is not None and settings.method == "label" and settings.reach != 1:
+        attributes = (attributes[0], attributes[0] + settings.reach * (attributes[1] - attributes[0]))
     parts = []
     for begin in range(0, noise.shape[0], batch_size):
         batch = slice(begin, begin + batch_size)
