@@ -26,7 +26,8 @@ Conditioning (``num_classes > 0``), as in Mirza & Osindero's conditional GAN:
 
 Attribute conditioning (``num_attributes > 0``, faces: CelebA's 40 binary attributes at once). The labels
 are a vector y (N, A) in [0, 1], read as s = 2y - 1 in [-1, 1], so every attribute pulls one way or the
-other and a value in between (a blend, for steering) lies on the line between the two:
+other and a value in between (a blend, for steering) lies on the line between the two; steering's label
+method may also go past them (``latent.steer``, ``reach``):
 - the generator concatenates the noise with a linear embedding of s, started as small as the class
   embedding (std ``EMBED_INIT_STD`` over a vector of +-1s);
 - the discriminator's label plane and projection are sums over the attributes, each attribute with its own
