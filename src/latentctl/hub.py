@@ -24,6 +24,7 @@ from typing import Any
 
 from latentctl import __version__, registry, store
 from latentctl.errors import LatentctlError, first_line
+from latentctl.latent.attributes import conditioned_on_attributes
 
 PULLED_FILES = (store.WEIGHTS_FILE, store.CONFIG_FILE)  # all that pull downloads, and all it reads
 SAMPLE_FILE = "sample.png"
@@ -143,7 +144,7 @@ def sample_png(generator: Any, config: store.ModelConfig) -> bytes:
     from latentctl import images
     from latentctl.latent.sampling import draw_attributes, generate, noise_for_seeds
 
-    if _conditioned_on_attributes(config):
+    if conditioned_on_attributes(config):
         labels, columns = draw_attributes(generator.attribute_prior, range(SAMPLE_SEEDS)), 4
     elif config.labels:
         per_label = SAMPLE_SEEDS // 2
@@ -188,15 +189,11 @@ def model_card(config: store.ModelConfig, repo_id: str, sample_file: str | None 
     return "\n".join(lines) + "\n"
 
 
-def _conditioned_on_attributes(config: store.ModelConfig) -> bool:
-    return config.kind == "gan" and bool(config.architecture.get("num_attributes"))
-
-
 def _kind_tags(config: store.ModelConfig) -> list[str]:
     name = str(config.architecture.get("name"))
     if config.kind == "classifier":
         return ["image-classification", "multi-label-classification", name]
-    if _conditioned_on_attributes(config):
+    if conditioned_on_attributes(config):
         return ["gan", "dcgan", name, "conditional-gan", "attribute-conditional"]
     return ["gan", "dcgan", name] + (["conditional-gan", "class-conditional"] if config.kind == "cgan"
                                      else ["unconditional-image-generation"])
@@ -210,7 +207,7 @@ def _summary(config: store.ModelConfig) -> str:
                 f"({', '.join(config.labels[:3])}, ...) in a {size} image.")
     what = (f"A conditional GAN generator: {size} images of a chosen label ({', '.join(config.labels)}) from "
             if config.kind == "cgan" else f"An unconditional GAN generator: {size} images from ")
-    if _conditioned_on_attributes(config):
+    if conditioned_on_attributes(config):
         what = (f"A GAN generator conditioned on {len(config.labels)} face attributes "
                 f"({', '.join(config.labels[:3])}, ...): {size} images of chosen attributes from ")
     return what + f"{config.latent_dim}-d Gaussian noise (architecture `{config.architecture.get('name')}`)."
@@ -251,7 +248,7 @@ def _usage(config: store.ModelConfig, repo_id: str) -> list[str]:
         label = config.labels[min(7, len(config.labels) - 1)]
         return [f"latentctl sample --model {repo_id} --per-digit 8 grid.png",
                 f"latentctl interpolate --model {repo_id} --digit {label} walk.gif"]
-    if _conditioned_on_attributes(config):
+    if conditioned_on_attributes(config):
         wanted = next((name for name in ("Eyeglasses", "Smiling") if name in config.labels), config.labels[0])
         return [f"latentctl sample --model {repo_id} --n 16 --with {wanted} faces.png",
                 f"latentctl interpolate --model {repo_id} --with {wanted} walk.gif"]

@@ -233,10 +233,9 @@ def _asked_attributes(model: Path, config: Any, with_attributes: list[str] | Non
 
     --with / --without on another model, digit options on this one, or one attribute both with and
     without, are usage errors (exit 2); an unknown attribute is an error with the closest names."""
-    from latentctl.latent.attributes import match_attribute
+    from latentctl.latent.attributes import conditioned_on_attributes, match_attribute
 
-    conditioned = config.architecture.get("num_attributes", 0) > 0
-    if not conditioned:
+    if not conditioned_on_attributes(config):
         for flag, given in (("--with", with_attributes), ("--without", without_attributes)):
             if given:
                 raise typer.BadParameter(f"{model} is not conditioned on attributes: {flag} needs a model made by "

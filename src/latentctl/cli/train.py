@@ -253,7 +253,8 @@ def train_gan(
         conditioned = condition is Condition.attributes
         if resume and (out / "training_state.json").is_file():  # a resumed run reads the cache it started with
             size, crop = _run_image_settings(out, size, crop)
-            attribute, conditioned = _run_attributes(out)
+            attribute = _run_attributes(out)
+            conditioned = attribute is not None
         prepared = _prepared_celeba(data_root, size, crop, dist)
         names = _condition_attributes(prepared, attribute) if conditioned else None
         dataset = faces_dataset(prepared, attributes=names)
@@ -346,17 +347,18 @@ def _run_image_settings(out: Path, size: int, crop: int) -> tuple[int, int]:
     return int(dataset.get("size", size)), int(dataset.get("crop", crop))
 
 
-def _run_attributes(out: Path) -> tuple[list[str] | None, bool]:
-    """The attributes a run in ``out`` is conditioned on (a resumed run keeps them), and whether it is."""
+def _run_attributes(out: Path) -> list[str] | None:
+    """The attributes a run in ``out`` is conditioned on (a resumed run keeps them), or None if it is not."""
     from latentctl import store
 
     state = store.read_json(out / store.STATE_JSON_FILE)
+    if not (state.get("gan") or {}).get("num_attributes"):
+        return None
     names = (state.get("dataset") or {}).get("attributes")
-    conditioned = bool((state.get("gan") or {}).get("num_attributes"))
-    if conditioned and not (isinstance(names, list) and all(isinstance(name, str) for name in names)):
+    if not (isinstance(names, list) and all(isinstance(name, str) for name in names)):
         raise LatentctlError(f"{out / store.STATE_JSON_FILE} is damaged (no list of the attributes the run is "
                              "conditioned on)", hint="start over with --force")
-    return (names if conditioned else None), conditioned
+    return names
 
 
 def _condition_attributes(prepared: Any, asked: list[str] | None) -> list[str]:

@@ -88,18 +88,14 @@ def interpolation_walks(generator: torch.nn.Module, latent_dim: int, seed: int, 
     walk = INTERPOLATIONS[mode]
     noise = torch.cat([walk(endpoints[2 * r], endpoints[2 * r + 1], weights) for r in range(rows)])
     embeddings = None
-    if attributes is not None:
-        with torch.no_grad():
-            device = next(generator.parameters()).device
-            embedded = generator.label_embedding(attributes.to(device)).float().cpu()  # (rows, E)
-        embeddings = embedded.repeat_interleave(frames, dim=0)
-    elif start_labels is not None:
+    labels = None if attributes is None else attributes.repeat_interleave(frames, dim=0)  # (rows * frames, A)
+    if start_labels is not None:
         end_labels = start_labels if end_labels is None else end_labels
         with torch.no_grad():
             table = generator.embed.weight.detach().float().cpu()
             embeddings = torch.cat([lerp(table[start], table[end], weights)
                                     for start, end in zip(start_labels, end_labels, strict=True)])
-    pictures = generate(generator, noise, embeddings=embeddings)  # (rows * frames, C, H, W)
+    pictures = generate(generator, noise, labels, embeddings)  # (rows * frames, C, H, W)
     return pictures.view(rows, frames, *pictures.shape[1:])
 
 
@@ -117,12 +113,12 @@ def draw_attributes(prior: torch.Tensor, seeds: Sequence[int], fixed: dict[int, 
     """
     fixed = fixed or {}
     prior = prior.cpu()
+    if prior.shape[0] == 0:
+        raise ValueError("the generator keeps no attribute vectors to draw from")
     mismatches = torch.zeros(prior.shape[0], dtype=torch.int64)
     for column, value in fixed.items():
         mismatches += (prior[:, column] != value).long()
-    candidates = torch.nonzero(mismatches == mismatches.min()).flatten() if prior.shape[0] else mismatches
-    if candidates.numel() == 0:
-        raise ValueError("the generator keeps no attribute vectors to draw from")
+    candidates = torch.nonzero(mismatches == mismatches.min()).flatten()
     rows = []
     for seed in seeds:
         rng = torch.Generator().manual_seed(int(seed) + ATTRIBUTE_SEED_OFFSET)

@@ -157,14 +157,9 @@ class _Faces:
         self.start, self.end = (None, None) if attributes is None else (
             attributes[0].to(self.device, torch.float32), attributes[1].to(self.device, torch.float32))
 
-    def attributes(self, progress: torch.Tensor) -> torch.Tensor | None:
-        """The attribute input (B, A_g) at ``progress`` (B,), or None for a generator without one."""
-        if self.start is None or self.end is None:
-            return None
-        return self.start + progress[:, None] * (self.end - self.start)
-
-    def frame_attributes(self, progress: torch.Tensor, frames: int) -> torch.Tensor | None:
-        """The attribute input (B * F, A_g) of every face's frames, face-major, at their ``progress`` (B * F,)."""
+    def attributes(self, progress: torch.Tensor, frames: int = 1) -> torch.Tensor | None:
+        """The attribute input (B * frames, A_g) at ``progress`` (B * frames,): each face's ``frames`` rows in turn
+        (face-major), or None for a generator without one."""
         if self.start is None or self.end is None:
             return None
         start, end = self.start.repeat_interleave(frames, 0), self.end.repeat_interleave(frames, 0)
@@ -243,7 +238,7 @@ def _steer_batch(faces: _Faces, classifier: torch.nn.Module, noise: torch.Tensor
     frames = len(frame_steps)
     with torch.inference_mode():
         flat, flat_progress = latents.flatten(0, 1), progresses.flatten(0, 1)
-        attributes = faces.frame_attributes(flat_progress, frames)  # (B * F, A_g) or None
+        attributes = faces.attributes(flat_progress, frames)  # (B * F, A_g) or None
         images = faces.generator(flat) if attributes is None else faces.generator(flat, attributes)
         probabilities = torch.sigmoid(classifier(images)).float()
     return (latents.cpu(), images.float().cpu().unflatten(0, (-1, frames)),
