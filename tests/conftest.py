@@ -13,6 +13,9 @@ from latentctl.models.dcgan import GANConfig
 from latentctl.train.gan import GANTrainer, ImageDataset, TrainOptions
 
 TINY = GANConfig(latent_dim=16, num_classes=10, embed_dim=8, image_size=28, channels=1, gen_width=8, disc_width=8)
+# `latentctl train gan` at its smallest: 32 px faces, widths 8, 16-d noise
+TINY_FACE_FLAGS = ("--size", "32", "--gen-width", "8", "--disc-width", "8", "--latent-dim", "16", "--batch-size",
+                   "32")
 
 
 @pytest.fixture(autouse=True)
@@ -39,6 +42,16 @@ def random_digits(n: int = 256, seed: int = 0) -> ImageDataset:
     images = torch.randint(0, 256, (n, 1, 28, 28), generator=generator, dtype=torch.uint8)
     labels = torch.arange(n) % 10
     return ImageDataset(images, labels, [str(d) for d in range(10)], "random")
+
+
+@pytest.fixture(scope="session")
+def faces_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """200 synthetic faces (seed 5), shared by the face GAN tests; modules that need others define their own."""
+    from latentctl.data.synth_faces import synth_faces
+
+    root = tmp_path_factory.mktemp("faces")
+    synth_faces(root, 200, seed=5, workers=1)
+    return root
 
 
 @pytest.fixture(scope="session")

@@ -12,19 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import TINY_FACE_FLAGS as TINY_FLAGS
 from latentctl import store
 from latentctl.data.synth_faces import RENDERED_ATTRIBUTES, synth_faces
 from latentctl.models.dcgan import Discriminator, GANConfig, Generator, split_logits
-
-TINY_FLAGS = ("--size", "32", "--gen-width", "8", "--disc-width", "8", "--latent-dim", "16", "--batch-size",
-              "32")
-
-
-@pytest.fixture(scope="module")
-def faces_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("faces")
-    synth_faces(root, 200, seed=5, workers=1)
-    return root
 
 
 @pytest.fixture(scope="module")

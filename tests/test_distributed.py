@@ -14,10 +14,9 @@ from typing import Any
 import pytest
 import torch
 
-from conftest import TINY, random_digits
+from conftest import TINY, TINY_FACE_FLAGS, random_digits
 from latentctl import store
 from latentctl.data.synth_digits import synth_digits
-from latentctl.data.synth_faces import synth_faces
 from latentctl.errors import LatentctlError
 from latentctl.models.dcgan import Discriminator
 from latentctl.train import distributed
@@ -26,8 +25,7 @@ from latentctl.train.gan import GANTrainer, TrainOptions
 
 TESTS = Path(__file__).parent
 TIMEOUT = 120  # a hang fails the test instead of stalling the suite
-TINY_FACES = ("--size", "32", "--gen-width", "8", "--disc-width", "8", "--latent-dim", "16", "--batch-size", "32",
-              "--sample-every", "100")
+TINY_FACES = (*TINY_FACE_FLAGS, "--sample-every", "100")
 TINY_DIGITS = ("--batch-size", "32", "--latent-dim", "16", "--gen-width", "8", "--disc-width", "8",
                "--sample-every", "100")
 
@@ -138,13 +136,6 @@ def test_a_nan_on_one_rank_stops_every_rank_at_the_same_step(resume_scenarios):
 def test_a_single_process_checkpoint_resumes_in_two_processes(resume_scenarios):
     rank0, rank1 = resume_scenarios
     assert rank0["from_single_at"] == rank1["from_single_at"] == [2, 16]  # the second epoch's 8 steps, in step
-
-
-@pytest.fixture(scope="module")
-def faces_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("faces")
-    synth_faces(root, 200, seed=5, workers=1)
-    return root
 
 
 @pytest.fixture(scope="module")
