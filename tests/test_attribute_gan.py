@@ -252,21 +252,62 @@ def test_the_label_method_moves_the_attribute_input_alone(attribute_model: Path,
     assert torch.allclose(male, torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0]).expand(2, -1))
     with pytest.raises(ValueError, match="label method"):
         steer(generator, classifier, noise, target, SteerSettings(method="label"))
-    farther = steer(generator, classifier, noise, target, SteerSettings(method="label", steps=4, frames=5, reach=2),
-                    attributes=(start, end))  # past the trained value, for what the generator draws faintly
-    assert torch.allclose(farther.attributes[:, :, config.labels.index("Male")], 2 * male)
+
+
+def test_until_stops_the_gradient_where_the_face_reads_the_target(attribute_model: Path,
+                                                                    classifier_32: Path) -> None:
+    from latentctl.latent.steer import SteerSettings, Target, steer
+
+    generator, config = store.load_model(attribute_model, "gan")
+    classifier, classifier_config = store.load_model(classifier_32, "classifier")
+    column = classifier_config.labels.index("Male")
+    noise = torch.randn(6, config.latent_dim)
+    start = torch.zeros(6, 29)
+    end = start.clone()
+    end[:, config.labels.index("Male")] = 1
+    settings = SteerSettings(steps=8, frames=9, until=0.51)
+    result = steer(generator, classifier, noise, [Target(column, "Male", +1)], settings, attributes=(start, end))
+    turned = result.attributes[:, :, config.labels.index("Male")]
+    assert torch.all(turned[:, 1:] >= turned[:, :-1])  # the input only turns one way
+    read = result.probabilities[:, :, column] > 0.51
+    for face in range(6):  # a face stops changing at the first frame that reads the target
+        if read[face].any():
+            first = int(read[face].nonzero()[0])
+            assert torch.equal(result.latents[face, first], result.latents[face, -1])
+            assert torch.allclose(turned[face, first:], turned[face, first])
+        else:
+            assert turned[face, -1] == 1
+
+
+def test_turned_attributes_hold_the_others_or_let_them_follow(attribute_model: Path) -> None:
+    from latentctl.latent.attributes import correlated_shift, turned_attributes
+    from latentctl.latent.steer import Target
+
+    generator, config = store.load_model(attribute_model, "gan")
+    male, makeup = config.labels.index("Male"), config.labels.index("Heavy_Makeup")
+    start = torch.zeros(3, len(config.labels))
+    start[:, makeup] = 1
+    towards = [Target(0, "Male", +1)]  # the classifier's column does not matter here
+    held = turned_attributes(generator.attribute_prior, config.labels, towards, start)
+    others = [column for column in range(len(config.labels)) if column != male]
+    assert torch.equal(held[:, male], torch.ones(3)) and torch.equal(held[:, others], start[:, others])
+    farther = turned_attributes(generator.attribute_prior, config.labels, towards, start, reach=2.5)
+    assert torch.allclose(farther[:, male], torch.full((3,), 2.5)) and farther[0, makeup] == 1
+    followed = turned_attributes(generator.attribute_prior, config.labels, towards, start, keep_others=False)
+    shift = correlated_shift(generator.attribute_prior, {male: 1})
+    assert shift[makeup] < -0.3  # men wear make-up far less often in the data
+    assert torch.allclose(followed[:, makeup], (1 + shift[makeup]).expand(3))
+    assert torch.all((followed >= 0) & (followed <= 1))
+    away = turned_attributes(generator.attribute_prior, config.labels, [Target(0, "Male", -1)], 1 - start, reach=2)
+    assert torch.allclose(away[:, male], torch.full((3,), -1.0))
     with pytest.raises(ValueError, match="reach"):
-        SteerSettings(method="label", reach=0.5)
-    # the gradient turns the input all the way whatever --until says; the noise stops where it reads enough
-    gradient = steer(generator, classifier, noise, target, SteerSettings(steps=4, frames=5, until=0.51),
-                     attributes=(start, end))
-    assert torch.allclose(gradient.attributes[:, :, config.labels.index("Male")], male)
+        turned_attributes(generator.attribute_prior, config.labels, towards, start, reach=0.5)
 
 
 @pytest.mark.parametrize(("model", "method", "message"), [
     ("attribute", "direction", "conditioned on attributes"),
     ("plain", "label", "takes no attributes"),
-    ("attribute", "gradient --reach 2", "--method label"),
+    ("plain", "gradient --reach 2", "takes no attributes"),
 ])
 def test_a_method_the_model_cannot_take_is_a_usage_error(cli, attribute_model: Path, tiny_face_model: Path,
                                                           classifier_32: Path, tmp_path: Path, model: str,
@@ -298,7 +339,7 @@ def test_eval_steer_scores_gradient_and_label_on_an_attribute_model(cli, attribu
                  "--attribute", "Male", "--faces", "3", "--steps", "4", "--json")
     assert result.exit_code == 0, result.stderr
     rows = {(score["method"], score["keep_others"]) for score in json.loads(result.stdout)["scores"]}
-    assert rows == {("gradient", 0.4), ("gradient", 0.0), ("label", 0.0)}
+    assert rows == {("gradient", 0.4), ("gradient", 0.0), ("label", 0.4), ("label", 0.0)}
 
 
 # ------------------------------------------------------------------------------------------- what it draws

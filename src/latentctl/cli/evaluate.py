@@ -46,7 +46,8 @@ def steer(
     """Steer faces towards each attribute with both methods, with and without --keep-others, and score it.
 
     The methods are gradient and direction; for a model trained with --condition attributes, gradient and
-    label (which turns the attribute input alone, so keep-others does not apply to it).
+    label (which turns the attribute inputs alone). On such a model keep-others also holds the other
+    attributes' inputs; without it they follow the target as the data correlates them.
 
     For each target attribute, on faces the judge reads as not having it: success (the judge reads it at
     the last frame), others (mean absolute change of the judge's probabilities of the other attributes it
@@ -63,7 +64,7 @@ def steer(
         latentctl eval steer --judge judge --until 0.99
     """
     from latentctl import images as image_io
-    from latentctl.cli.steer import load_session, session_directions
+    from latentctl.cli.steer import check_reach, load_session, session_directions
     from latentctl.latent.attributes import check_pair
     from latentctl.latent.steer import SteerSettings
     from latentctl.latent.steer_eval import evaluate_steering, readable_attributes
@@ -72,6 +73,7 @@ def steer(
     if plot is not None:
         image_io.check_writable(plot)
     session = load_session(model, classifier, device, attribute or DEFAULT_ATTRIBUTES, None)
+    check_reach(reach, session)
     judge_dir = paths.resolve_model(judge, "")
     judge_model, judge_config = load_model(judge_dir, "classifier", session["device"], option="--judge")
     check_pair(session["config"], judge_config, session["model_dir"], judge_dir, option="--judge")
@@ -90,14 +92,14 @@ def steer(
     directions = None if conditioned else session_directions(session, samples)
     methods = ("gradient", "label") if conditioned else ("gradient", "direction")
     settings = SteerSettings(steps=steps, strength=strength, until=until, frames=2, views=views,
-                             seed=seed, reach=reach)  # first, last frame
+                             seed=seed)  # first, last frame
     console.info(f"steering {faces} faces towards each of {', '.join(targets)}: {' and '.join(methods)}, "
                  f"keep-others {keep_others:g} and 0, judged by {judge_dir} on {len(readable)} attributes it reads")
     scores = evaluate_steering(session["generator"], session["classifier"], session["names"], judge_model,
                                judge_config.labels, readable, session["config"].latent_dim, targets, settings,
                                keep_values=(keep_others, 0.0) if keep_others > 0 else (0.0,),
                                methods=methods, directions=directions, faces=faces, seed=seed,
-                               generator_labels=session["config"].labels if conditioned else None)
+                               generator_labels=session["config"].labels if conditioned else None, reach=reach)
     for name in dict.fromkeys(s.attribute for s in scores if s.faces == 0):
         console.warn(f"the judge reads every face it searched as having {name}, so none was steered towards it "
                      f"(its rows are empty); a judge this sure may be undertrained, or the GAN always draws it")

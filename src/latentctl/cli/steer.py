@@ -35,7 +35,9 @@ Strength = Annotated[float, typer.Option("--strength", min=0.01, max=100.0, rich
 KeepOthers = Annotated[float, typer.Option("--keep-others", min=0.0, rich_help_panel="Steering",
                                            help="Weight of keeping every other attribute where it was "
                                            "(disentanglement); 0 turns it off. With --method direction, any "
-                                           "value > 0 projects their directions out.")]
+                                           "value > 0 projects their directions out; on a model trained with "
+                                           "--condition attributes it also holds their inputs, which with 0 "
+                                           "follow the targets as the data correlates them.")]
 
 Views = Annotated[int, typer.Option("--views", min=1, max=16, rich_help_panel="Steering",
                                     help="Faces the gradient method reads per face and step: the face and "
@@ -53,9 +55,10 @@ Until = Annotated[float | None, typer.Option("--until", callback=_check_until, r
                                              help="Stop a face once every target's probability is past P "
                                              "(below 1-P for --away-from).")]
 Reach = Annotated[float, typer.Option("--reach", min=1.0, max=4.0, rich_help_panel="Steering",
-                                      help="--method label: how far the targets' inputs turn, 1 being the other "
-                                      "value; up to 4 pushes them past what training showed, for attributes the "
-                                      "generator draws faintly (with --until, each face stops when it is read).")]
+                                      help="A model trained with --condition attributes: how far the targets' "
+                                      "inputs turn (label and gradient), 1 being the other value; up to 4 pushes "
+                                      "them past what training showed, for attributes the generator draws "
+                                      "faintly (with --until, each face stops when it is read).")]
 Samples = Annotated[int, typer.Option("--samples", min=100, max=1_000_000, rich_help_panel="Steering",
                                       help="Faces sampled to fit the attribute directions (--method direction; "
                                       "fitted once per generator and classifier, then cached).")]
@@ -137,8 +140,7 @@ def steer(
     session = load_session(model, classifier, device, to, away_from)
     generator, config = session["generator"], session["config"]
     check_method(method, session)
-    if reach != 1 and method is not Method.label:
-        raise typer.BadParameter("--reach is how far --method label turns the inputs", param_hint="--reach")
+    check_reach(reach, session)
     if from_noise is not None:
         noise = load_latents(from_noise, config.latent_dim)
         seeds: list[int | None] = [None] * noise.shape[0]
@@ -148,9 +150,10 @@ def steer(
     attributes = None
     if session["conditioned"]:  # face i's attributes drawn with seed S+i, as 'sample' draws them
         attributes = steering_attributes(generator.attribute_prior, config.labels, session["targets"],
-                                         list(range(seed, seed + noise.shape[0])), method is Method.label)
+                                         list(range(seed, seed + noise.shape[0])), method is Method.label,
+                                         keep_others=keep_others > 0, reach=reach)
     settings = SteerSettings(method=method.value, steps=steps, strength=strength, keep_others=keep_others,
-                             until=until, frames=frames, views=views, seed=seed, reach=reach)
+                             until=until, frames=frames, views=views, seed=seed)
     direction = None
     if method is Method.direction:
         fitted = session_directions(session, samples)
@@ -289,6 +292,14 @@ def check_method(method: Method, session: dict[str, Any]) -> None:
         raise typer.BadParameter(f"a model conditioned on attributes ({session['model_dir']}) takes --method label "
                                  "or gradient: directions are fitted to an unconditional GAN's noise",
                                  param_hint="--method")
+
+
+def check_reach(reach: float, session: dict[str, Any]) -> None:
+    """--reach turns attribute inputs, which only a generator conditioned on attributes has."""
+    if reach != 1 and not session["conditioned"]:
+        raise typer.BadParameter(f"the model takes no attributes to turn ({session['model_dir']}): --reach needs a "
+                                 "model trained with 'latentctl train gan --condition attributes'",
+                                 param_hint="--reach")
 
 
 def session_directions(session: dict[str, Any], samples: int):

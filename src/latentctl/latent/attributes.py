@@ -5,9 +5,15 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from latentctl import paths, store
 from latentctl.errors import LatentctlError
+
+if TYPE_CHECKING:
+    import torch
+
+MAX_REACH = 4.0  # how far past the trained value steering may turn an attribute input
 
 
 def normalise(name: str) -> str:
@@ -56,10 +62,11 @@ def conditioned_on_attributes(config: store.ModelConfig) -> bool:
     return config.kind == "gan" and bool(config.architecture.get("num_attributes"))
 
 
-def steering_attributes(prior, generator_labels: list[str], targets: list, seeds: list[int], label_only: bool):
+def steering_attributes(prior, generator_labels: list[str], targets: list, seeds: list[int], label_only: bool,
+                        keep_others: bool = True, reach: float = 1.0):
     """Return the start and end attribute inputs, each (N, A_g), of faces to steer on a generator conditioned
     on attributes: real mixes (seeded like ``sample``'s) without the ``--to`` targets and with the
-    ``--away-from`` ones, and the same with those turned the other way.
+    ``--away-from`` ones, and where they turn to (``turned_attributes``).
 
     A target the generator is not conditioned on stays as drawn; the label method, which has only the
     inputs to turn, refuses it."""
@@ -70,12 +77,52 @@ def steering_attributes(prior, generator_labels: list[str], targets: list, seeds
         raise LatentctlError(f"the generator is not conditioned on {', '.join(missing)}: the label method can only "
                              "turn its attribute inputs",
                              hint=f"use --method gradient, or a model trained with --attribute {missing[0]}")
-    turned = {generator_labels.index(t.name): 1 if t.sign > 0 else 0 for t in targets if t.name in generator_labels}
+    turned = _turned_columns(generator_labels, targets)
     start = draw_attributes(prior, seeds, {column: 1 - value for column, value in turned.items()})
+    return start, turned_attributes(prior, generator_labels, targets, start, keep_others, reach)
+
+
+def turned_attributes(prior, generator_labels: list[str], targets: list, start, keep_others: bool = True,
+                      reach: float = 1.0):
+    """Return where the attribute inputs ``start`` (N, A_g) turn to: each target's input goes to the other
+    value, 1 (towards) or 0 (away), or ``reach`` times as far past the start (0 to R, 1 to 1 - R) to push
+    an attribute the generator draws faintly beyond what training showed.
+
+    ``keep_others`` holds every other input where it starts: the targets' axes alone, conditional
+    manipulation in the input space. Without it the others follow the targets as they do in the data: each
+    moves by how much more (or less) common it is among the prior's faces that have the target than among
+    those that do not (towards Male, lipstick and makeup fade and beards come), the input-space
+    counterpart of an unconditional GAN's entangled direction."""
+    if not 1 <= reach <= MAX_REACH:
+        raise ValueError(f"reach must be in [1, {MAX_REACH:g}]")
+    turned = _turned_columns(generator_labels, targets)
     end = start.clone()
+    if not keep_others and turned:
+        end = (start + correlated_shift(prior, turned)).clamp(0, 1)
     for column, value in turned.items():
-        end[:, column] = value
-    return start, end
+        end[:, column] = start[:, column] + reach * (value - start[:, column])
+    return end
+
+
+def _turned_columns(generator_labels: list[str], targets: list) -> dict[int, int]:
+    """The generator's columns of the targets it is conditioned on, with the value each turns to."""
+    return {generator_labels.index(t.name): 1 if t.sign > 0 else 0 for t in targets if t.name in generator_labels}
+
+
+def correlated_shift(prior, turned: dict[int, int]) -> torch.Tensor:
+    """The move (A,) of every attribute that comes with turning the columns of ``turned`` to their values
+    (1 or 0) in the real vectors of ``prior`` (N, A): the sum over those columns of the mean vector of the
+    faces with that value minus the mean of those without it. A column the prior never shows either way
+    adds nothing."""
+    import torch
+
+    rows = prior.cpu().float()
+    shift = torch.zeros(rows.shape[1])
+    for column, value in turned.items():
+        having = rows[:, column] == value
+        if having.any() and (~having).any():
+            shift += rows[having].mean(0) - rows[~having].mean(0)
+    return shift
 
 
 def _rounded(normalization: dict[str, list[float]]) -> dict[str, list[float]]:

@@ -28,19 +28,20 @@ Moves are normalised, so ``strength`` is the distance travelled in latent units 
 latent has unit variance) whatever the scale of the classifier's logits.
 
 A generator conditioned on attributes (``train gan --condition attributes``) is given ``attributes``: each
-face's starting attribute vector and the one it steers to (the targets turned on, or off). Its attribute
-input then moves in a straight line from one to the other as the face takes its steps, face i at step k
-drawn with ``start + (k / steps) * (end - start)``:
+face's starting attribute vector and the one it steers to (``latent.attributes.turned_attributes``: the
+targets turned, possibly past the trained value, and the other inputs held, or following the targets as
+the data correlates them). Its attribute input moves in a straight line from one to the other while the
+face turns, face i after k turns drawn with ``start + (k / steps) * (end - start)``:
 
 - ``label`` moves that input alone, the noise fixed: the generator itself says what the attribute looks
-  like, with every other input held, so there is no classifier gradient to fool. ``reach`` R > 1 turns it
-  R times as far, past the value training showed (a target at 0 goes to R), which strengthens what the
-  generator draws faintly (a closed-mouth smile, thin glasses); with ``until`` each face stops where the
-  classifier reads enough, so a clear attribute is not pushed further than it needs;
-- ``gradient`` turns it all the way too, frame by frame, and moves the noise along the gradient above as
-  read at the turned input (where the walk ends): the noise carries a face the rest of the way where the
-  input alone does not show the attribute clearly, and, with ``until``, stays put where it does.
-  Keep-others holds the other attributes where the starting face had them.
+  like, so there is no classifier gradient to fool. With ``until`` each face
+  stops turning where the classifier reads enough, so a clear attribute is not pushed further than it
+  needs;
+- ``gradient`` turns it the same way and also moves the noise along the gradient above, read at the input
+  turned all the way (where the walk ends): the noise carries a face the rest of the way where the input
+  alone does not show the attribute clearly. With ``until``, the noise stops once that reading is past
+  it, and the input once the face as drawn is. Keep-others holds the other attributes where the starting
+  face had them.
 """
 
 from __future__ import annotations
@@ -55,7 +56,6 @@ import torch
 from latentctl.latent import DEFAULT_KEEP_OTHERS, DEFAULT_STRENGTH, DEFAULT_VIEWS
 
 METHODS = ("gradient", "direction", "label")
-MAX_REACH = 4.0
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,6 @@ class SteerSettings:
     until: float | None = None  # stop a face once every target's probability is past this
     frames: int = 8
     views: int = DEFAULT_VIEWS  # faces the classifier reads per face and step (gradient); 1: the face alone
-    reach: float = 1.0  # label: how far the targets' inputs turn, 1 being the other value (see the docstring)
     smoothing: float = 0.5  # standard deviation of the latent noise that makes the other views
     seed: int = 0  # of that noise
 
@@ -94,8 +93,6 @@ class SteerSettings:
             raise ValueError("strength must be > 0, keep_others and prior >= 0")
         if self.until is not None and not 0.5 < self.until < 1:
             raise ValueError("until must be a probability in (0.5, 1)")
-        if not 1 <= self.reach <= MAX_REACH:
-            raise ValueError(f"reach must be in [1, {MAX_REACH:g}]")
 
     def frame_steps(self) -> list[int]:
         """The step after which each frame is taken: 0 (the start), ..., ``steps``."""
@@ -134,8 +131,6 @@ def steer(generator: torch.nn.Module, classifier: torch.nn.Module, noise: torch.
         raise ValueError("the label method needs a generator conditioned on attributes, and their start and end")
     generator.eval()
     classifier.eval()
-    if attributes is not None and settings.method == "label" and settings.reach != 1:
-        attributes = (attributes[0], attributes[0] + settings.reach * (attributes[1] - attributes[0]))
     parts = []
     for begin in range(0, noise.shape[0], batch_size):
         batch = slice(begin, begin + batch_size)
@@ -182,56 +177,70 @@ def _steer_batch(faces: _Faces, classifier: torch.nn.Module, noise: torch.Tensor
     step_length = settings.strength / settings.steps
     move = None if direction is None else direction.to(device=device, dtype=torch.float32)[None]
 
-    no_progress = torch.zeros(start.shape[0], device=device)
+    batch = start.shape[0]
+    no_progress = torch.zeros(batch, device=device)
     with torch.no_grad():
         start_logits = classifier(faces(start, no_progress))  # (B, A)
     others = torch.ones(start_logits.shape[1], dtype=torch.bool, device=device)
     others[columns] = False
     start_radius = start.norm(dim=1)
     latent = start.clone()
-    active = torch.ones(start.shape[0], dtype=torch.bool, device=device)
-    steps_taken = torch.zeros(start.shape[0], dtype=torch.long, device=device)
+    # Each face moves its noise while ``moving`` (not with the label method) and, on a generator conditioned on
+    # attributes, turns its attribute input while ``turning``; --until stops both once the face as drawn reads
+    # the targets. The gradient there is read with the input already turned all the way, where the walk ends,
+    # so the noise only moves for what the turned input does not show: it stops as soon as that reading is
+    # past --until, while the input goes on turning until the face itself is.
+    conditioned = faces.start is not None
+    read_at_end = conditioned and settings.method == "gradient"
+    moving = torch.full((batch,), settings.method != "label", dtype=torch.bool, device=device)
+    turning = torch.full((batch,), conditioned, dtype=torch.bool, device=device)
+    moved = torch.zeros(batch, dtype=torch.long, device=device)
+    turned = torch.zeros(batch, dtype=torch.long, device=device)
     frame_steps = settings.frame_steps()
     snapshots = [latent.clone()]
     progress_snapshots = [no_progress.clone()]
     logits = start_logits
     views_rng = torch.Generator(device=device).manual_seed(settings.seed)
-    # The label method reads the faces as they are; the gradient, on a generator conditioned on attributes,
-    # reads them with the input already turned all the way, where the walk ends: the noise then only moves
-    # for what the turned input does not show (and stops, with until, when it does).
-    read_at_end = faces.start is not None and settings.method == "gradient"
-    all_the_way = torch.ones(start.shape[0], device=device)
+    all_the_way = torch.ones(batch, device=device)
     for step in range(1, settings.steps + 1):
-        progress = all_the_way if read_at_end else steps_taken.float() / settings.steps
+        progress = turned.float() / settings.steps
+        reading = None  # the face as drawn now, when the gradient reads another one
         if settings.method == "gradient":
             with torch.enable_grad():
                 candidate = latent.detach().requires_grad_(True)
-                read = functools.partial(faces, progress=progress)
+                read = functools.partial(faces, progress=all_the_way if read_at_end else progress)
                 logits_now, logits = smoothed_logits(classifier, read, candidate, settings.views, settings.smoothing,
                                                      views_rng)
                 objective = steering_objective(logits_now, start_logits, candidate, start_radius, columns, signs,
                                                others, settings.keep_others, settings.prior)
                 (gradient,) = torch.autograd.grad(objective.sum(), candidate)
-            logits = logits.detach()  # the reading of the current faces themselves, for --until
+            logits = logits.detach()  # the reading of the faces themselves, for --until
             step_move = gradient / gradient.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            if read_at_end and settings.until is not None:
+                with torch.no_grad():
+                    reading = start_logits if step == 1 else classifier(faces(latent, progress))
         else:
             if settings.until is not None and step > 1:
                 with torch.no_grad():
                     logits = classifier(faces(latent, progress))
             step_move = torch.zeros_like(latent) if move is None else move.expand_as(latent)
         if settings.until is not None:
-            active &= ~_reached(logits, columns, signs, settings.until)
-            if not active.any():
+            shown = _reached(logits if reading is None else reading, columns, signs, settings.until)
+            if reading is not None:
+                moving &= ~_reached(logits, columns, signs, settings.until)
+            moving &= ~shown
+            turning &= ~shown
+            if not (moving | turning).any():
                 later = [s for s in frame_steps if s >= step]
                 snapshots += [latent.clone()] * len(later)
-                progress_snapshots += [all_the_way * s / settings.steps if read_at_end
-                                       else steps_taken.float() / settings.steps for s in later]
+                progress_snapshots += [turned.float() / settings.steps] * len(later)
                 break
-        latent = torch.where(active[:, None], latent + step_length * step_move, latent).detach()
-        steps_taken += active.long()
+        latent = torch.where(moving[:, None], latent + step_length * step_move, latent).detach()
+        moved += moving.long()
+        turned += turning.long()
         snapshots += [latent.clone()] * frame_steps.count(step)
-        progress_snapshots += [all_the_way * step / settings.steps if read_at_end
-                               else steps_taken.float() / settings.steps] * frame_steps.count(step)
+        progress_snapshots += [turned.float() / settings.steps] * frame_steps.count(step)
+    steps_taken = torch.maximum(moved, turned)
 
     latents = torch.stack(snapshots, dim=1)  # (B, F, D)
     progresses = torch.stack(progress_snapshots, dim=1)  # (B, F)

@@ -11,7 +11,8 @@ attribute, on faces the judge reads as not having it:
 
 A generator conditioned on attributes starts each face from a real attribute mix without the target
 (drawn as ``sample`` draws them, ``latent.attributes.steering_attributes``), and is scored with the
-``gradient`` and ``label`` methods.
+``gradient`` and ``label`` methods; without keep-others, its other attribute inputs follow the target as
+the data correlates them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 
-from latentctl.latent.attributes import steering_attributes
+from latentctl.latent.attributes import steering_attributes, turned_attributes
 from latentctl.latent.directions import AttributeDirections
 from latentctl.latent.sampling import noise_for_seeds
 from latentctl.latent.steer import SteerSettings, Target, steer
@@ -59,10 +60,12 @@ def evaluate_steering(generator: torch.nn.Module, classifier: torch.nn.Module, n
                       judge: torch.nn.Module, judge_names: list[str], readable: list[str], latent_dim: int,
                       attributes: list[str], settings: SteerSettings, keep_values: tuple[float, ...],
                       methods: tuple[str, ...], directions: AttributeDirections | None, faces: int = 64,
-                      seed: int = 0, generator_labels: list[str] | None = None) -> list[SteerScore]:
-    """Score steering towards each of ``attributes`` for every method and keep-others weight (the label
-    method reads no classifier, so it is scored once). ``generator_labels``: the attributes of a generator
-    conditioned on them."""
+                      seed: int = 0, generator_labels: list[str] | None = None,
+                      reach: float = 1.0) -> list[SteerScore]:
+    """Score steering towards each of ``attributes`` for every method and keep-others weight.
+    ``generator_labels``: the attributes of a generator conditioned on them, whose targets' inputs turn
+    ``reach`` times as far and whose other inputs are held with keep-others, or follow the targets without
+    it (``latent.attributes.turned_attributes``)."""
     scores = []
     for attribute in attributes:
         column, judge_column = names.index(attribute), judge_names.index(attribute)
@@ -71,20 +74,25 @@ def evaluate_steering(generator: torch.nn.Module, classifier: torch.nn.Module, n
         if generator_labels is not None:
             def draw(seeds: list[int], target: list[Target] = target) -> tuple[torch.Tensor, torch.Tensor]:
                 return steering_attributes(generator.attribute_prior, generator_labels, target, seeds,
-                                           label_only="label" in methods)
+                                           label_only="label" in methods, reach=reach)
         noise, inputs = starting_faces(generator, judge, judge_column, latent_dim, faces, seed, draw)
         others = [judge_names.index(name) for name in readable if name != attribute]
         if noise.shape[0] == 0:  # every face already has it, as the judge reads them
             scores += [SteerScore(attribute=attribute, method=method, keep_others=keep, faces=0, success=None,
                                   steerer_success=None, others=None, moved=None, seconds=0.0)
-                       for method in methods for keep in (keep_values if method != "label" else (0.0,))]
+                       for method in methods for keep in keep_values]
             continue
         for method in methods:
-            for keep in keep_values if method != "label" else (0.0,):
+            for keep in keep_values:
                 run_settings = replace(settings, method=method, keep_others=keep)
                 direction = directions.move([(column, +1)], keep > 0) if method == "direction" else None
+                if inputs is not None and keep == 0:
+                    inputs_now = (inputs[0], turned_attributes(generator.attribute_prior, generator_labels, target,
+                                                               inputs[0], keep_others=False, reach=reach))
+                else:
+                    inputs_now = inputs
                 started = time.perf_counter()
-                result = steer(generator, classifier, noise, target, run_settings, direction, attributes=inputs)
+                result = steer(generator, classifier, noise, target, run_settings, direction, attributes=inputs_now)
                 seconds = time.perf_counter() - started
                 first, last = result.images[:, 0], result.images[:, -1]
                 judged_first, judged_last = _judge(judge, first), _judge(judge, last)
