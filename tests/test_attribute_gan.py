@@ -298,6 +298,8 @@ def test_turned_attributes_hold_the_others_or_let_them_follow(attribute_model: P
     assert shift[makeup] < -0.3  # men wear make-up far less often in the data
     assert torch.allclose(followed[:, makeup], (1 + shift[makeup]).expand(3))
     assert torch.all((followed >= 0) & (followed <= 1))
+    further = turned_attributes(generator.attribute_prior, config.labels, towards, start, keep_others=False, reach=1.5)
+    assert torch.allclose(further[:, makeup], (1 + 1.5 * shift[makeup]).clamp(0, 1).expand(3))
     away = turned_attributes(generator.attribute_prior, config.labels, [Target(0, "Male", -1)], 1 - start, reach=2)
     assert torch.allclose(away[:, male], torch.full((3,), -1.0))
     with pytest.raises(ValueError, match="reach"):

@@ -91,14 +91,14 @@ def turned_attributes(prior, generator_labels: list[str], targets: list, start, 
     ``keep_others`` holds every other input where it starts: the targets' axes alone, conditional
     manipulation in the input space. Without it the others follow the targets as they do in the data: each
     moves by how much more (or less) common it is among the prior's faces that have the target than among
-    those that do not (towards Male, lipstick and makeup fade and beards come), the input-space
-    counterpart of an unconditional GAN's entangled direction."""
+    those that do not (towards Male, lipstick and makeup fade and beards come), ``reach`` times that, the
+    input-space counterpart of an unconditional GAN's entangled direction."""
     if not 1 <= reach <= MAX_REACH:
         raise ValueError(f"reach must be in [1, {MAX_REACH:g}]")
     turned = _turned_columns(generator_labels, targets)
     end = start.clone()
-    if not keep_others and turned:
-        end = (start + correlated_shift(prior, turned)).clamp(0, 1)
+    if not keep_others and turned:  # as far along the entangled move as the targets go, within [0, 1]
+        end = (start + reach * correlated_shift(prior, turned)).clamp(0, 1)
     for column, value in turned.items():
         end[:, column] = start[:, column] + reach * (value - start[:, column])
     return end
