@@ -394,3 +394,14 @@ def test_the_label_method_turns_faces_male(trained_pair, cli) -> None:
     first = [face["frames"][0]["targets"]["Male"] for face in json.loads(result.stdout)["faces"]]
     # measured: 18 of 24 past 0.5 at the last frame; the faces keep the lipstick and make-up of their mix
     assert sum(p > 0.5 for p in last) >= 0.6 * len(last) and sum(p < 0.5 for p in first) >= 0.8 * len(first)
+
+
+def test_faces_that_miss_the_target_are_told_to_turn_the_input_further(cli, attribute_model: Path,
+                                                                        classifier_32: Path, tmp_path: Path) -> None:
+    # a one-epoch model draws no glasses: every face misses them, whatever the method
+    advice = {"label": "try --reach 2 or --method gradient", "gradient": "a weaker --keep-others, --reach 2"}
+    for method, hint in advice.items():
+        result = cli("steer", "--model", attribute_model, "--classifier", classifier_32, "--to", "Eyeglasses",
+                     "--method", method, "--n", "4", "--frames", "2", "--steps", "2", "--json", tmp_path / "x.png")
+        assert result.exit_code == 0 and json.loads(result.stdout)["not_reached"] == {"Eyeglasses": 4}
+        assert "4 of 4 faces did not reach Eyeglasses" in result.stderr and hint in result.stderr, result.stderr

@@ -127,7 +127,7 @@ def steer(
         latentctl steer --model gan-attributes --to Smiling --method label --reach 3 --until 0.99 smiles.png
     """
     from latentctl import images as image_io
-    from latentctl.latent.attributes import steering_attributes
+    from latentctl.latent.attributes import MAX_REACH, steering_attributes
     from latentctl.latent.sampling import load_latents, noise_for_seeds
     from latentctl.latent.steer import SteerSettings
     from latentctl.latent.steer import steer as run_steer
@@ -173,11 +173,14 @@ def steer(
     short = _not_reached(report, session["targets"])
     for target in (t for t in session["targets"] if t.name in short):
         missed = f"reach {target.name} (read below" if target.sign > 0 else f"lose {target.name} (read above"
+        further = f"--reach {min(2 * reach, MAX_REACH):g}" if session["conditioned"] and reach < MAX_REACH else None
         advice = (f"try a longer walk, --strength {strength * 1.5:g}"
                   + (", a weaker --keep-others" if keep_others > 0 and method is Method.gradient else "")
+                  + (f", {further}" if further and method is Method.gradient else "")
                   + (" or --method direction" if method is Method.gradient and not session["conditioned"] else ""))
-        if method is Method.label:  # the input is already all the way over: only the noise can move further
-            advice = "the generator does not show it from its input alone: try --method gradient"
+        if method is Method.label:  # the noise is fixed: only a longer turn of the input or the noise can help
+            advice = ("the generator does not show it from its input alone: try "
+                      + (f"{further} or " if further else "") + "--method gradient")
         console.warn(f"{short[target.name]} of {len(report)} faces did not {missed} 0.5 at the last frame): "
                      + advice)
     if json_output:
