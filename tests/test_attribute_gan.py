@@ -405,3 +405,10 @@ def test_faces_that_miss_the_target_are_told_to_turn_the_input_further(cli, attr
                      "--method", method, "--n", "4", "--frames", "2", "--steps", "2", "--json", tmp_path / "x.png")
         assert result.exit_code == 0 and json.loads(result.stdout)["not_reached"] == {"Eyeglasses": 4}
         assert "4 of 4 faces did not reach Eyeglasses" in result.stderr and hint in result.stderr, result.stderr
+
+
+def test_eval_steer_refuses_reach_on_a_model_without_attributes(cli, tiny_face_model: Path, classifier_32: Path,
+                                                                 tmp_path: Path) -> None:
+    result = cli("eval", "steer", "--model", tiny_face_model, "--classifier", classifier_32, "--judge",
+                 tmp_path / "judge", "--reach", "2")
+    assert result.exit_code == 2 and "takes no attributes to turn" in result.stderr
