@@ -8,6 +8,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from latentctl import store
 from latentctl.cli import app
 from latentctl.models.dcgan import GANConfig
 from latentctl.train.gan import GANTrainer, ImageDataset, TrainOptions
@@ -16,6 +17,15 @@ TINY = GANConfig(latent_dim=16, num_classes=10, embed_dim=8, image_size=28, chan
 # `latentctl train gan` at its smallest: 32 px faces, widths 8, 16-d noise
 TINY_FACE_FLAGS = ("--size", "32", "--gen-width", "8", "--disc-width", "8", "--latent-dim", "16", "--batch-size",
                    "32")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_home(tmp_path_factory: pytest.TempPathFactory):
+    """A LATENTCTL_HOME for the fixtures that train once per module or session: they are set up before any
+    test's own home, and training registers the model it writes there."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LATENTCTL_HOME", str(tmp_path_factory.mktemp("session-home")))
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -52,6 +62,21 @@ def faces_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("faces")
     synth_faces(root, 200, seed=5, workers=1)
     return root
+
+
+@pytest.fixture(scope="session")
+def face_model(faces_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny unconditional face GAN trained for one epoch through the CLI."""
+    out = tmp_path_factory.mktemp("models") / "gan"
+    result = CliRunner().invoke(app, ["train", "gan", "--data-root", str(faces_root), "--out", str(out),
+                                      "--epochs", "1", *TINY_FACE_FLAGS])
+    assert result.exit_code == 0, result.stderr
+    return out
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a model folder's weights file."""
+    return store.load_tensors(folder / store.WEIGHTS_FILE)
 
 
 @pytest.fixture(scope="session")

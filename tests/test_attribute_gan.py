@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from conftest import TINY_FACE_FLAGS as TINY_FLAGS
+from conftest import weights
 from latentctl import store
 from latentctl.data.synth_faces import RENDERED_ATTRIBUTES, synth_faces
 from latentctl.models.dcgan import Discriminator, GANConfig, Generator, split_logits
@@ -30,24 +31,6 @@ def attribute_model(faces_root: Path, tmp_path_factory: pytest.TempPathFactory) 
                                       "--epochs", "1", "--condition", "attributes", *TINY_FLAGS])
     assert result.exit_code == 0, result.stderr
     return out
-
-
-@pytest.fixture(scope="module")
-def tiny_face_model(faces_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An unconditional face GAN of the same size, for refusals."""
-    from typer.testing import CliRunner
-
-    from latentctl.cli import app
-
-    out = tmp_path_factory.mktemp("models") / "gan"
-    result = CliRunner().invoke(app, ["train", "gan", "--data-root", str(faces_root), "--out", str(out),
-                                      "--epochs", "1", *TINY_FLAGS])
-    assert result.exit_code == 0, result.stderr
-    return out
-
-
-def weights(folder: Path) -> dict[str, torch.Tensor]:
-    return store.load_tensors(folder / store.WEIGHTS_FILE)
 
 
 # ------------------------------------------------------------------------------------------------ the networks
@@ -311,10 +294,10 @@ def test_turned_attributes_hold_the_others_or_let_them_follow(attribute_model: P
     ("plain", "label", "takes no attributes"),
     ("plain", "gradient --reach 2", "takes no attributes"),
 ])
-def test_a_method_the_model_cannot_take_is_a_usage_error(cli, attribute_model: Path, tiny_face_model: Path,
+def test_a_method_the_model_cannot_take_is_a_usage_error(cli, attribute_model: Path, face_model: Path,
                                                           classifier_32: Path, tmp_path: Path, model: str,
                                                           method: str, message: str) -> None:
-    folder = attribute_model if model == "attribute" else tiny_face_model
+    folder = attribute_model if model == "attribute" else face_model
     result = cli("steer", "--model", folder, "--classifier", classifier_32, "--to", "Male", "--method",
                  *method.split(), tmp_path / "x.png")
     assert result.exit_code == 2 and message in result.stderr
@@ -407,8 +390,8 @@ def test_faces_that_miss_the_target_are_told_to_turn_the_input_further(cli, attr
         assert "4 of 4 faces did not reach Eyeglasses" in result.stderr and hint in result.stderr, result.stderr
 
 
-def test_eval_steer_refuses_reach_on_a_model_without_attributes(cli, tiny_face_model: Path, classifier_32: Path,
+def test_eval_steer_refuses_reach_on_a_model_without_attributes(cli, face_model: Path, classifier_32: Path,
                                                                  tmp_path: Path) -> None:
-    result = cli("eval", "steer", "--model", tiny_face_model, "--classifier", classifier_32, "--judge",
+    result = cli("eval", "steer", "--model", face_model, "--classifier", classifier_32, "--judge",
                  tmp_path / "judge", "--reach", "2")
     assert result.exit_code == 2 and "takes no attributes to turn" in result.stderr

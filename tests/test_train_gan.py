@@ -11,25 +11,7 @@ import torch
 from PIL import Image
 
 from conftest import TINY_FACE_FLAGS as TINY_FLAGS
-from latentctl import store
-
-
-@pytest.fixture(scope="module")
-def face_model(faces_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny face GAN trained for one epoch through the CLI."""
-    from typer.testing import CliRunner
-
-    from latentctl.cli import app
-
-    out = tmp_path_factory.mktemp("models") / "gan"
-    result = CliRunner().invoke(app, ["train", "gan", "--data-root", str(faces_root), "--out", str(out),
-                                      "--epochs", "1", *TINY_FLAGS])
-    assert result.exit_code == 0, result.stderr
-    return out
-
-
-def weights(folder: Path) -> dict[str, torch.Tensor]:
-    return store.load_tensors(folder / store.WEIGHTS_FILE)
+from conftest import weights
 
 
 def test_train_gan_writes_a_face_model_samples_and_curve(face_model: Path, faces_root: Path) -> None:
