@@ -80,6 +80,7 @@ def sample(
 
     from latentctl import images as image_io
     from latentctl.device import resolve_device
+    from latentctl.latent.attributes import present_attributes
     from latentctl.latent.sampling import draw_attributes, generate, noise_for_seeds
     from latentctl.latent.sampling import save_latents as write_latents
     from latentctl.store import load_model
@@ -120,9 +121,8 @@ def sample(
     if save_latents is not None:
         write_latents(save_latents, noise, seeds)
     if attributes is not None:  # what each image was asked to show
-        described: list[dict[str, Any]] = [
-            {"attributes": [name for name, has in zip(config.labels, row, strict=True) if has]}
-            for row in attributes.bool().tolist()]
+        described: list[dict[str, Any]] = [{"attributes": present_attributes(config.labels, row)}
+                                           for row in attributes]
     elif labels is None:
         described = [{} for _ in seeds]
     else:
@@ -185,6 +185,7 @@ def interpolate(
     """
     from latentctl import images as image_io
     from latentctl.device import resolve_device
+    from latentctl.latent.attributes import present_attributes
     from latentctl.latent.sampling import draw_attributes, interpolation_walks
     from latentctl.store import load_model
 
@@ -220,8 +221,7 @@ def interpolate(
                                    {"from_label": config.labels[start_labels[r]],
                                     "to_label": config.labels[end_labels[r]]}),
                                 **({} if attributes is None else
-                                   {"attributes": [name for name, has in zip(config.labels, attributes[r].bool(),
-                                                                             strict=True) if has]})}
+                                   {"attributes": present_attributes(config.labels, attributes[r])})}
                                for r in range(rows)]})
     else:
         console.emit_path(out)

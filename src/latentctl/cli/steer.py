@@ -338,6 +338,8 @@ def _not_reached(report: list[dict[str, Any]], targets: list) -> dict[str, int]:
 
 def _report(result: Any, session: dict[str, Any], seeds: list[int | None]) -> list[dict[str, Any]]:
     """Per face and frame: the targets' probabilities and the other attributes that changed most."""
+    from latentctl.latent.attributes import present_attributes
+
     names, targets = session["names"], session["targets"]
     target_names = {t.name for t in targets}
     faces = []
@@ -354,8 +356,7 @@ def _report(result: Any, session: dict[str, Any], seeds: list[int | None]) -> li
         about: dict[str, Any] = {}
         if result.attributes is not None:  # what the generator's attribute input said, first and last frame
             labels = session["config"].labels
-            about["attributes"] = {when: [name for name, value in zip(labels, result.attributes[face, frame].tolist(),
-                                                                      strict=True) if value >= 0.5]
+            about["attributes"] = {when: present_attributes(labels, result.attributes[face, frame])
                                    for when, frame in (("from", 0), ("to", -1))}
         faces.append({"face": face, "seed": seeds[face], "steps_taken": int(result.steps_taken[face]),
                       **about, "frames": frames})

@@ -62,6 +62,11 @@ def conditioned_on_attributes(config: store.ModelConfig) -> bool:
     return config.kind == "gan" and bool(config.architecture.get("num_attributes"))
 
 
+def present_attributes(labels: list[str], row) -> list[str]:
+    """The names of ``labels`` whose attribute input in ``row`` (A,), in [0, 1] or past it, is at least 0.5."""
+    return [name for name, value in zip(labels, row.tolist(), strict=True) if value >= 0.5]
+
+
 def steering_attributes(prior, generator_labels: list[str], targets: list, seeds: list[int], label_only: bool,
                         keep_others: bool = True, reach: float = 1.0):
     """Return the start and end attribute inputs, each (N, A_g), of faces to steer on a generator conditioned

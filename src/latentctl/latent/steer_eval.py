@@ -82,17 +82,17 @@ def evaluate_steering(generator: torch.nn.Module, classifier: torch.nn.Module, n
                                   steerer_success=None, others=None, moved=None, seconds=0.0)
                        for method in methods for keep in keep_values]
             continue
+        inputs_by_keep = {keep: inputs if inputs is None or keep > 0 else  # without keep-others: entangled
+                          (inputs[0], turned_attributes(generator.attribute_prior, generator_labels, target,
+                                                        inputs[0], keep_others=False, reach=reach))
+                          for keep in keep_values}
         for method in methods:
             for keep in keep_values:
                 run_settings = replace(settings, method=method, keep_others=keep)
                 direction = directions.move([(column, +1)], keep > 0) if method == "direction" else None
-                if inputs is not None and keep == 0:
-                    inputs_now = (inputs[0], turned_attributes(generator.attribute_prior, generator_labels, target,
-                                                               inputs[0], keep_others=False, reach=reach))
-                else:
-                    inputs_now = inputs
                 started = time.perf_counter()
-                result = steer(generator, classifier, noise, target, run_settings, direction, attributes=inputs_now)
+                result = steer(generator, classifier, noise, target, run_settings, direction,
+                               attributes=inputs_by_keep[keep])
                 seconds = time.perf_counter() - started
                 first, last = result.images[:, 0], result.images[:, -1]
                 judged_first, judged_last = _judge(judge, first), _judge(judge, last)
