@@ -34,9 +34,8 @@ the data correlates them). Its attribute input moves in a straight line from one
 face turns, face i after k turns drawn with ``start + (k / steps) * (end - start)``:
 
 - ``label`` moves that input alone, the noise fixed: the generator itself says what the attribute looks
-  like, so there is no classifier gradient to fool. With ``until`` each face
-  stops turning where the classifier reads enough, so a clear attribute is not pushed further than it
-  needs;
+  like, so there is no classifier gradient to fool. With ``until`` each face stops turning where the
+  classifier reads enough, so a clear attribute is not pushed further than it needs;
 - ``gradient`` turns it the same way and also moves the noise along the gradient above, read at the input
   turned all the way (where the walk ends): the noise carries a face the rest of the way where the input
   alone does not show the attribute clearly. With ``until``, the noise stops once that reading is past
