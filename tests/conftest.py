@@ -8,7 +8,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from latentctl import store
+from latentctl import files, store
 from latentctl.cli import app
 from latentctl.models.dcgan import GANConfig
 from latentctl.train.gan import GANTrainer, ImageDataset, TrainOptions
@@ -76,7 +76,7 @@ def face_model(faces_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 def weights(folder: Path) -> dict[str, torch.Tensor]:
     """The tensors of a model folder's weights file."""
-    return store.load_tensors(folder / store.WEIGHTS_FILE)
+    return files.load_tensors(folder / store.WEIGHTS_FILE)
 
 
 @pytest.fixture(scope="session")

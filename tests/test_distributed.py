@@ -160,9 +160,9 @@ def test_nproc_trains_in_two_processes_in_the_single_process_format(cli, two_pro
         return sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
 
     assert files(two) == files(one)
-    assert store.load_tensors(two / store.WEIGHTS_FILE).keys() == store.load_tensors(one / store.WEIGHTS_FILE).keys()
-    state = store.load_tensors(two / store.STATE_TENSORS_FILE)
-    assert set(state) - set(store.load_tensors(one / store.STATE_TENSORS_FILE)) == {"rng.noise.rank1"}
+    assert files.load_tensors(two / store.WEIGHTS_FILE).keys() == files.load_tensors(one / store.WEIGHTS_FILE).keys()
+    state = files.load_tensors(two / store.STATE_TENSORS_FILE)
+    assert set(state) - set(files.load_tensors(one / store.STATE_TENSORS_FILE)) == {"rng.noise.rank1"}
     assert not torch.equal(state["rng.noise"], state["rng.noise.rank1"])  # each rank has its own noise
     assert store.read_config(two).kind == "gan"
     store.load_model(two, "gan")

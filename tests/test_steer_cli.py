@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from latentctl import store
+from latentctl import files, store
 from latentctl.data.celeba import CELEBA_ATTRIBUTES
 from latentctl.latent import DEFAULT_KEEP_OTHERS
 from latentctl.models.classifier import AttributeClassifier, ClassifierConfig
@@ -195,9 +195,9 @@ def test_eval_steer_prints_a_table_json_and_a_plot(cli, models, tmp_path):
 def test_eval_steer_until_leaves_faces_the_classifier_already_reads_as_the_target(cli, models, tmp_path):
     # a steering classifier that reads every face as male: with --until 0.9 no face needs to move
     sure = save_classifier(tmp_path / "sure-male")
-    tensors = store.load_tensors(sure / store.WEIGHTS_FILE)
+    tensors = files.load_tensors(sure / store.WEIGHTS_FILE)
     tensors["head.bias"][CELEBA_ATTRIBUTES.index("Male")] = 5.0
-    store.save_tensors(sure / store.WEIGHTS_FILE, tensors)
+    files.save_tensors(sure / store.WEIGHTS_FILE, tensors)
     args = ["eval", "steer", "--model", models["gan"], "--classifier", sure, "--judge", models["judge"],
             "--attribute", "Male", "--faces", 3, "--steps", 4, "--samples", 200, "--device", "cpu", "--json"]
     free, stopped = cli(*args), cli(*args, "--until", 0.9)
@@ -213,9 +213,9 @@ def test_eval_steer_until_leaves_faces_the_classifier_already_reads_as_the_targe
 
 def test_eval_steer_leaves_an_attribute_empty_when_the_judge_reads_every_face_as_having_it(cli, models, tmp_path):
     sure = save_classifier(tmp_path / "sure-judge", seed=2)  # a judge that reads every face as male
-    tensors = store.load_tensors(sure / store.WEIGHTS_FILE)
+    tensors = files.load_tensors(sure / store.WEIGHTS_FILE)
     tensors["head.bias"][CELEBA_ATTRIBUTES.index("Male")] = 50.0
-    store.save_tensors(sure / store.WEIGHTS_FILE, tensors)
+    files.save_tensors(sure / store.WEIGHTS_FILE, tensors)
     plot = tmp_path / "eval.png"
     result = cli("eval", "steer", "--model", models["gan"], "--classifier", models["classifier"], "--judge", sure,
                  "--attribute", "Male", "--attribute", "Smiling", "--faces", 2, "--steps", 2, "--samples", 200,

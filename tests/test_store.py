@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 
-from latentctl import store
+from latentctl import files, store
 from latentctl.errors import LatentctlError
 from latentctl.latent.sampling import generate, noise_for_seeds
 
@@ -58,18 +58,18 @@ def test_a_model_of_another_kind_is_refused(tiny_model, tmp_path):
 
 def test_a_missing_tensor_is_refused(tiny_model, tmp_path):
     model = copy_model(tiny_model, tmp_path)
-    tensors = store.load_tensors(model / "model.safetensors")
+    tensors = files.load_tensors(model / "model.safetensors")
     del tensors["net.0.weight"]
-    store.save_tensors(model / "model.safetensors", tensors)
+    files.save_tensors(model / "model.safetensors", tensors)
     with pytest.raises(LatentctlError, match="missing net.0.weight"):
         store.load_model(model, "cgan")
 
 
 def test_a_tensor_of_the_wrong_shape_is_refused(tiny_model, tmp_path):
     model = copy_model(tiny_model, tmp_path)
-    tensors = store.load_tensors(model / "model.safetensors")
+    tensors = files.load_tensors(model / "model.safetensors")
     tensors["embed.weight"] = torch.zeros(11, 8)
-    store.save_tensors(model / "model.safetensors", tensors)
+    files.save_tensors(model / "model.safetensors", tensors)
     with pytest.raises(LatentctlError, match=r"wrong shape embed.weight \(11, 8\) != \(10, 8\)"):
         store.load_model(model, "cgan")
 
@@ -108,8 +108,8 @@ def test_unparsable_config_json_is_reported(tiny_model, tmp_path):
 
 def test_a_failed_write_leaves_the_previous_file_intact_and_no_temporary_behind(tmp_path):
     target = tmp_path / "config.json"
-    store.write_json(target, {"version": 1})
-    with pytest.raises(OSError), store.atomic_path(target) as temporary:
+    files.write_json(target, {"version": 1})
+    with pytest.raises(OSError), files.atomic_path(target) as temporary:
         temporary.write_text("{half")
         raise OSError(28, "No space left on device")
     assert json.loads(target.read_text()) == {"version": 1}
@@ -132,7 +132,7 @@ def test_optimizer_state_round_trips_through_tensors_and_json():
 
 
 def test_atomic_writes_get_the_usual_permissions(tmp_path):
-    from latentctl.store import write_json
+    from latentctl.files import write_json
 
     previous = os.umask(0o022)
     try:

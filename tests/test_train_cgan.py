@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from conftest import TINY, random_digits
-from latentctl import store
+from latentctl import files, store
 from latentctl.data.synth_digits import synth_digits
 from latentctl.errors import LatentctlError
 from latentctl.train.gan import GANTrainer, TrainOptions
@@ -180,7 +180,7 @@ def test_ctrl_c_saves_exits_130_and_resume_finishes(digits, tmp_path):
 
 
 def _weights(folder: Path) -> dict[str, bytes]:
-    return {k: v.numpy().tobytes() for k, v in store.load_tensors(folder / "model.safetensors").items()}
+    return {k: v.numpy().tobytes() for k, v in files.load_tensors(folder / "model.safetensors").items()}
 
 
 def test_force_with_a_wrong_data_root_keeps_the_old_run(cli, digits, tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from latentctl import store
+from latentctl import files, store
 from latentctl.data.celeba import CELEBA_ATTRIBUTES
 from latentctl.data.prepare import ensure_prepared
 from latentctl.data.synth_faces import split_counts, synth_faces
@@ -46,7 +46,7 @@ def train(cli, faces_root: Path, out: Path, *extra: str):
 
 
 def weights(folder: Path) -> dict[str, bytes]:
-    return {k: v.numpy().tobytes() for k, v in store.load_tensors(folder / store.WEIGHTS_FILE).items()}
+    return {k: v.numpy().tobytes() for k, v in files.load_tensors(folder / store.WEIGHTS_FILE).items()}
 
 
 def test_train_writes_a_classifier_that_says_how_it_was_made(cli, faces_root, tmp_path):

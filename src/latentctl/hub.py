@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from latentctl import __version__, registry, store
+from latentctl import __version__, files, registry, store
 from latentctl.errors import LatentctlError, first_line
 from latentctl.latent.attributes import conditioned_on_attributes
 
@@ -273,7 +273,7 @@ def pull(repo_id: str, revision: str | None = None, name: str | None = None) -> 
     if missing:
         raise LatentctlError(f"{where} is not a latentctl model: it has no {' and no '.join(missing)}",
                              hint="pull a repository made by 'latentctl hub push'")
-    document = store.read_json(snapshot / store.CONFIG_FILE)
+    document = files.read_json(snapshot / store.CONFIG_FILE)
     if not isinstance(document, dict) or document.get("format") != store.FORMAT:
         raise LatentctlError(f"{where} is not a latentctl model: its {store.CONFIG_FILE} does not say "
                              f"\"format\": \"{store.FORMAT}\"", hint="pull a repository made by 'latentctl hub push'")

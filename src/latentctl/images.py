@@ -10,7 +10,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from latentctl.errors import LatentctlError
-from latentctl.store import atomic_path
+from latentctl.files import atomic_path
 
 
 def to_pil(images: torch.Tensor, nrow: int, padding: int = 2, scale: int = 1) -> Image.Image:

@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from latentctl import paths, store
+from latentctl import files, paths, store
 from latentctl.errors import LatentctlError
 
 REGISTRY_FILE = "registry.json"
@@ -239,7 +239,7 @@ def _read() -> dict[str, Entry]:
     path = registry_file()
     if not path.is_file():
         return {}
-    document = store.read_json(path)
+    document = files.read_json(path)
 
     def bad(problem: str) -> LatentctlError:
         return LatentctlError(f"{path} is not a valid latentctl registry: {problem}",
@@ -296,5 +296,5 @@ def _lock_file(descriptor: int, take: bool) -> None:
 
 
 def _write(registered: dict[str, Entry]) -> None:
-    store.write_json(registry_file(), {"format": REGISTRY_FORMAT, "format_version": REGISTRY_VERSION,
+    files.write_json(registry_file(), {"format": REGISTRY_FORMAT, "format_version": REGISTRY_VERSION,
                                        "models": {name: registered[name].to_json() for name in sorted(registered)}})

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from latentctl import paths, registry, store
+from latentctl import files, paths, registry, store
 from latentctl.errors import LatentctlError, first_line
 
 # --arch values: the seed layouts (latentctl.models.seed), by the kind of network they are
@@ -73,7 +73,7 @@ def import_checkpoint(file: Path, kind: str, arch: str | None = None, out: Path 
         raise LatentctlError(f"{out} already holds a model", hint="pass --force to replace it, or --out elsewhere")
     if out.exists() and not out.is_dir():
         raise LatentctlError(f"{out} is a file", hint="--out names the model folder to write")
-    config.training = {"imported": {"file": file.name, "sha256": store.file_sha256(file), "arch": arch,
+    config.training = {"imported": {"file": file.name, "sha256": files.file_sha256(file), "arch": arch,
                                     "tensors": len(tensors)}}
     if kind == "classifier":
         config.training["preprocessing"] = dict(SEED_PREPROCESSING)

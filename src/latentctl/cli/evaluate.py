@@ -139,6 +139,7 @@ def _panels(scores: list) -> dict[str, dict[str, dict[str, float]]]:
 
 
 def _same_weights(first: Path, second: Path) -> bool:
-    from latentctl.store import WEIGHTS_FILE, file_sha256
+    from latentctl.files import file_sha256
+    from latentctl.store import WEIGHTS_FILE
 
     return file_sha256(Path(first) / WEIGHTS_FILE) == file_sha256(Path(second) / WEIGHTS_FILE)

@@ -340,18 +340,18 @@ def _exit_status(error: BaseException) -> int:
 
 def _run_image_settings(out: Path, size: int, crop: int) -> tuple[int, int]:
     """The image size and crop a run in ``out`` started with (a resumed run keeps them)."""
-    from latentctl import store
+    from latentctl import files, store
 
-    state = store.read_json(out / store.STATE_JSON_FILE)
+    state = files.read_json(out / store.STATE_JSON_FILE)
     dataset = state.get("dataset") or {}
     return int(dataset.get("size", size)), int(dataset.get("crop", crop))
 
 
 def _run_attributes(out: Path) -> list[str] | None:
     """The attributes a run in ``out`` is conditioned on (a resumed run keeps them), or None if it is not."""
-    from latentctl import store
+    from latentctl import files, store
 
-    state = store.read_json(out / store.STATE_JSON_FILE)
+    state = files.read_json(out / store.STATE_JSON_FILE)
     if not (state.get("gan") or {}).get("num_attributes"):
         return None
     names = (state.get("dataset") or {}).get("attributes")

@@ -32,7 +32,7 @@ import numpy as np
 from latentctl.data.download import md5_file
 from latentctl.data.mnist import SYNTHETIC_MARKER, read_marker
 from latentctl.errors import LatentctlError
-from latentctl.store import atomic_path
+from latentctl.files import atomic_path
 
 # As CelebA spells them, in its column order.
 CELEBA_ATTRIBUTES: tuple[str, ...] = (

@@ -21,7 +21,7 @@ import numpy as np
 
 from latentctl.data.download import download_file, md5_file
 from latentctl.errors import LatentctlError
-from latentctl.store import atomic_path, read_json
+from latentctl.files import atomic_path, read_json
 
 if TYPE_CHECKING:
     import torch

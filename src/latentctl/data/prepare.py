@@ -38,7 +38,7 @@ import numpy as np
 from latentctl.data.celeba import ATTR_TXT, CELEBA_ATTRIBUTES, SPLIT_NAMES, CelebA, load_celeba
 from latentctl.data.mnist import read_marker
 from latentctl.errors import LatentctlError
-from latentctl.store import read_json, write_json
+from latentctl.files import read_json, write_json
 
 if TYPE_CHECKING:
     from PIL import Image

@@ -24,7 +24,7 @@ from latentctl import __version__
 from latentctl.data.download import md5_file
 from latentctl.data.mnist import IMAGE_SIZE, NUM_CLASSES, OFFICIAL_MD5, SPLITS, SYNTHETIC_MARKER, write_idx
 from latentctl.errors import LatentctlError
-from latentctl.store import write_json
+from latentctl.files import write_json
 
 # on_progress(digits done, digits in all), called after each batch
 SynthProgress = Callable[[int, int], None]

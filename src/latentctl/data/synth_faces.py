@@ -26,7 +26,7 @@ from latentctl import __version__
 from latentctl.data.celeba import ATTR_TXT, CELEBA_ATTRIBUTES, IMAGE_DIR, OFFICIAL_SPLIT_COUNTS, PARTITION_TXT
 from latentctl.data.mnist import SYNTHETIC_MARKER
 from latentctl.errors import LatentctlError
-from latentctl.store import atomic_path, write_json
+from latentctl.files import atomic_path, write_json
 
 if TYPE_CHECKING:
     from PIL import Image

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from latentctl import store
+from latentctl import files, store
 from latentctl.errors import LatentctlError
 
 MIN_QUALITY = 0.75  # directions that agree less often with the classifier are not conditioned on
@@ -167,7 +167,7 @@ def cache_key(generator_dir: Path, classifier_dir: Path, samples: int, seed: int
     """A name for the directions of one generator read by one classifier: a hash of both weight files."""
     digest = hashlib.sha256()
     for directory in (generator_dir, classifier_dir):
-        digest.update(store.file_sha256(Path(directory) / store.WEIGHTS_FILE).encode())
+        digest.update(files.file_sha256(Path(directory) / store.WEIGHTS_FILE).encode())
     digest.update(f"{samples}:{seed}:{FIT_METHOD}".encode())
     return digest.hexdigest()[:16]
 
@@ -184,7 +184,7 @@ def load_cached(paths: list[Path], names: list[str], latent_dim: int) -> Attribu
         if not path.is_file():
             continue
         try:
-            tensors = store.load_tensors(path)
+            tensors = files.load_tensors(path)
             metadata = _metadata(path)
             directions = AttributeDirections(names=metadata["names"], samples=int(metadata["samples"]),
                                              **{key: tensors[key] for key in ("normals", "offsets", "quality",
@@ -202,7 +202,7 @@ def save_cached(paths: list[Path], directions: AttributeDirections) -> Path | No
     for path in paths:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            store.save_tensors(path, directions.to_tensors(), metadata=metadata)
+            files.save_tensors(path, directions.to_tensors(), metadata=metadata)
             return path
         except OSError:
             continue

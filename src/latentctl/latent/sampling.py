@@ -137,26 +137,26 @@ def save_latents(path, noise: torch.Tensor, seeds: Sequence[int] | None = None) 
     """Write latents (N, D) as a safetensors file (tensor ``latents``; seeds in the metadata when known)."""
     from pathlib import Path
 
-    from latentctl import store
+    from latentctl import files
 
     metadata = {"format": "latentctl.latents"}
     if seeds is not None:
         metadata["seeds"] = ",".join(str(int(seed)) for seed in seeds)
-    store.save_tensors(Path(path), {LATENTS_TENSOR: noise.detach().float().cpu().contiguous()}, metadata=metadata)
+    files.save_tensors(Path(path), {LATENTS_TENSOR: noise.detach().float().cpu().contiguous()}, metadata=metadata)
 
 
 def load_latents(path, latent_dim: int) -> torch.Tensor:
     """Read latents (N, latent_dim) written by :func:`save_latents`; anything else is a LatentctlError."""
     from pathlib import Path
 
-    from latentctl import store
+    from latentctl import files
     from latentctl.errors import LatentctlError
 
     path = Path(path)
     if not path.is_file():
         raise LatentctlError(f"no latents file at {path}",
                              hint="write one with 'latentctl sample --save-latents FILE'")
-    tensors = store.load_tensors(path)
+    tensors = files.load_tensors(path)
     latents = tensors.get(LATENTS_TENSOR)
     if latents is None or latents.ndim != 2 or latents.shape[0] == 0:
         raise LatentctlError(f"{path} holds no latents (a safetensors file with a tensor 'latents' of shape "

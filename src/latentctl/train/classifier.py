@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from latentctl import store
+from latentctl import files, store
 from latentctl.data.prepare import DEFAULT_CROP, PreparedCelebA, crop_and_resize, resize_then_crop
 from latentctl.errors import LatentctlError
 from latentctl.evaluate import to_unit_range
@@ -294,8 +294,8 @@ class ClassifierTrainer(EpochLoop):
         tensors.update(optimizer_tensors)
         tensors["rng.data_epoch_start"] = self.epoch_start_data_state
         tensors["loss_sum"] = self.loss_sum
-        store.save_tensors(self.out_dir / store.STATE_TENSORS_FILE, tensors)
-        store.write_json(self.out_dir / store.STATE_JSON_FILE, {
+        files.save_tensors(self.out_dir / store.STATE_TENSORS_FILE, tensors)
+        files.write_json(self.out_dir / store.STATE_JSON_FILE, {
             "kind": KIND, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
             "global_step": self.global_step, "seconds": self.seconds, "world_size": self.dist.world_size,
             "precision": self.step_settings.precision, "options": asdict(self.options),
@@ -333,7 +333,7 @@ class ClassifierTrainer(EpochLoop):
         speed.warn_if_precision_changed(state.get("precision"), trainer.step_settings, warn)
         if state.get("dataset", {}).get("sha256") != data.fingerprint.get("sha256"):
             warn("the dataset differs from the one this run started on; resuming on the new data")
-        tensors = store.load_tensors(out_dir / store.STATE_TENSORS_FILE)
+        tensors = files.load_tensors(out_dir / store.STATE_TENSORS_FILE)
         model_part = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         store.load_state_strict(trainer.model, model_part, out_dir / store.STATE_TENSORS_FILE)
         store.optimizer_from_tensors(trainer.optimizer, tensors, state["optimizer"], "optimizer")
@@ -355,7 +355,7 @@ def _read_state(out_dir: Path) -> dict[str, Any]:
     if not (out_dir / store.STATE_JSON_FILE).is_file():
         raise LatentctlError(f"no training state to resume in {out_dir}",
                              hint="train without --resume first, or pass --out to the run's folder")
-    state = store.read_json(out_dir / store.STATE_JSON_FILE)
+    state = files.read_json(out_dir / store.STATE_JSON_FILE)
     kind = state.get("kind", "cgan") if isinstance(state, dict) else None
     if kind != KIND:
         raise LatentctlError(f"{out_dir} holds a {kind} training run, not a classifier's",

@@ -42,8 +42,8 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
+from latentctl import files, store
 from latentctl import images as image_io
-from latentctl import store
 from latentctl.errors import LatentctlError
 from latentctl.latent.sampling import generate, noise_for_seeds
 from latentctl.models.dcgan import Discriminator, GANConfig, Generator, split_logits
@@ -348,8 +348,8 @@ class GANTrainer(EpochLoop):
         tensors["rng.data_epoch_start"] = self.epoch_start_data_state
         tensors.update({_noise_key(rank): state for rank, state in enumerate(noise_states)})
         tensors["loss_sums"] = self.loss_sums
-        store.save_tensors(self.out_dir / store.STATE_TENSORS_FILE, tensors)
-        store.write_json(self.out_dir / store.STATE_JSON_FILE, {
+        files.save_tensors(self.out_dir / store.STATE_TENSORS_FILE, tensors)
+        files.write_json(self.out_dir / store.STATE_JSON_FILE, {
             "kind": self.kind, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
             "global_step": self.global_step, "seconds": self.seconds, "noise_device": self.device.type,
             "world_size": self.dist.world_size, "precision": self.step_settings.precision,
@@ -370,7 +370,7 @@ class GANTrainer(EpochLoop):
         if not (out_dir / store.STATE_JSON_FILE).is_file():
             raise LatentctlError(f"no training state to resume in {out_dir}",
                                  hint="train without --resume first, or pass --out to the run's folder")
-        state = store.read_json(out_dir / store.STATE_JSON_FILE)
+        state = files.read_json(out_dir / store.STATE_JSON_FILE)
         try:
             option_names = {f.name for f in fields(TrainOptions)}
             saved = {"precision": "fp32", **state["options"]}  # runs from before --precision computed so
@@ -385,7 +385,7 @@ class GANTrainer(EpochLoop):
         speed.warn_if_precision_changed(state.get("precision"), trainer.step_settings, warn)
         if state.get("dataset", {}).get("sha256") != dataset.fingerprint()["sha256"]:
             warn("the dataset differs from the one this run started on; resuming on the new data")
-        tensors = store.load_tensors(out_dir / store.STATE_TENSORS_FILE)
+        tensors = files.load_tensors(out_dir / store.STATE_TENSORS_FILE)
         for prefix, module in (("generator", trainer.generator), ("ema", trainer.ema),
                                ("discriminator", trainer.discriminator)):
             part = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
