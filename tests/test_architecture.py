@@ -10,7 +10,7 @@ from pathlib import Path
 SOURCE = Path(__file__).resolve().parents[1] / "src"
 TESTS = Path(__file__).resolve().parent
 PACKAGE = "latentctl"
-CLI_SHARED = {"latentctl.cli", "latentctl.cli.options"}  # what every command module may import
+CLI_SHARED = {"latentctl.cli", "latentctl.cli.options", "latentctl.cli.render"}  # what every command module may import
 CLI_LINE_BUDGET = 1500
 
 

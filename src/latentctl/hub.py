@@ -24,7 +24,6 @@ from typing import Any
 
 from latentctl import __version__, files, registry, store
 from latentctl.errors import LatentctlError, first_line
-from latentctl.latent.attributes import conditioned_on_attributes
 
 PULLED_FILES = (store.WEIGHTS_FILE, store.CONFIG_FILE)  # all that pull downloads, and all it reads
 SAMPLE_FILE = "sample.png"
@@ -144,7 +143,7 @@ def sample_png(generator: Any, config: store.ModelConfig) -> bytes:
     from latentctl import images
     from latentctl.latent.sampling import draw_attributes, generate, noise_for_seeds
 
-    if conditioned_on_attributes(config):
+    if config.conditioned_on_attributes:
         labels, columns = draw_attributes(generator.attribute_prior, range(SAMPLE_SEEDS)), 4
     elif config.labels:
         per_label = SAMPLE_SEEDS // 2
@@ -193,7 +192,7 @@ def _kind_tags(config: store.ModelConfig) -> list[str]:
     name = str(config.architecture.get("name"))
     if config.kind == "classifier":
         return ["image-classification", "multi-label-classification", name]
-    if conditioned_on_attributes(config):
+    if config.conditioned_on_attributes:
         return ["gan", "dcgan", name, "conditional-gan", "attribute-conditional"]
     return ["gan", "dcgan", name] + (["conditional-gan", "class-conditional"] if config.kind == "cgan"
                                      else ["unconditional-image-generation"])
@@ -207,7 +206,7 @@ def _summary(config: store.ModelConfig) -> str:
                 f"({', '.join(config.labels[:3])}, ...) in a {size} image.")
     what = (f"A conditional GAN generator: {size} images of a chosen label ({', '.join(config.labels)}) from "
             if config.kind == "cgan" else f"An unconditional GAN generator: {size} images from ")
-    if conditioned_on_attributes(config):
+    if config.conditioned_on_attributes:
         what = (f"A GAN generator conditioned on {len(config.labels)} face attributes "
                 f"({', '.join(config.labels[:3])}, ...): {size} images of chosen attributes from ")
     return what + f"{config.latent_dim}-d Gaussian noise (architecture `{config.architecture.get('name')}`)."
@@ -248,7 +247,7 @@ def _usage(config: store.ModelConfig, repo_id: str) -> list[str]:
         label = config.labels[min(7, len(config.labels) - 1)]
         return [f"latentctl sample --model {repo_id} --per-digit 8 grid.png",
                 f"latentctl interpolate --model {repo_id} --digit {label} walk.gif"]
-    if conditioned_on_attributes(config):
+    if config.conditioned_on_attributes:
         wanted = next((name for name in ("Eyeglasses", "Smiling") if name in config.labels), config.labels[0])
         return [f"latentctl sample --model {repo_id} --n 16 --with {wanted} faces.png",
                 f"latentctl interpolate --model {repo_id} --with {wanted} walk.gif"]

@@ -29,14 +29,3 @@ def data_dir(name: str) -> Path:
 def model_dir(name: str) -> Path:
     """Return the default folder of model ``name`` (e.g. ``cgan-mnist``)."""
     return home() / "models" / name
-
-
-def resolve_model(value: Path | None, default: str) -> Path:
-    """Return the model folder a ``--model`` value names: a path, a registered name (a folder in ``models/``
-    or an entry of the registry), or a Hub model ``user/repo[@revision]`` (pulled on first use); without a
-    value, ``models/default``. See latentctl.registry."""
-    if value is None:
-        return model_dir(default)
-    from latentctl import console, registry
-
-    return registry.resolve(value.as_posix(), announce=console.info)

@@ -26,7 +26,7 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,7 +42,6 @@ REGISTRY_VERSION = 1
 SOURCES = ("home", "trained", "imported", "hub")  # home: a folder in $LATENTCTL_HOME/models, never in the file
 NAME = re.compile(r"[A-Za-z0-9][\w.+-]*(/[A-Za-z0-9][\w.+-]*)?(@[\w./+-]+)?")
 # A Hub model id, user/repo[@revision]: what a --model value that is neither a folder nor a name may be
-HUB_ID = re.compile(r"(?P<repo_id>[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*)(?:@(?P<revision>[\w./-]+))?")
 
 
 @dataclass
@@ -149,39 +148,6 @@ def delete_home_model(name: str) -> Path:
         raise _unknown(name)
     shutil.rmtree(entry.path)
     return entry.path
-
-
-def resolve(value: str, announce: Callable[[str], None] | None = None) -> Path:
-    """Return the model folder a ``--model`` value names: an existing path, a registered name, or a Hub
-    model ``user/repo[@revision]``, pulled into the Hub cache and registered on first use.
-
-    A value that is none of these comes back as a path, so that loading it reports "no model at ...".
-    """
-    path = Path(value).expanduser()
-    if path.exists():
-        return path
-    entry = find(value)
-    if entry is not None and entry.path.exists():
-        return entry.path
-    if entry is not None and not entry.hub:
-        raise LatentctlError(f"{value} is registered at {entry.path}, which no longer exists",
-                             hint=f"'latentctl models rm {value}' forgets it")
-    from latentctl import hub
-
-    if entry is not None:  # pulled before, and its files have left the Hub cache since: pull it again
-        if announce is not None:
-            announce(f"{value} is no longer in the Hub cache: pulling {entry.hub['repo_id']} again")
-        return hub.pull(entry.hub["repo_id"], entry.hub.get("revision"), name=entry.name).path
-    hub_id = HUB_ID.fullmatch(value)
-    if hub_id is None:
-        return path
-    if announce is not None:
-        announce(f"{value} is not a folder or a registered name here: pulling it from the Hugging Face Hub")
-    try:
-        return hub.pull(hub_id["repo_id"], hub_id["revision"]).path
-    except LatentctlError as error:
-        raise LatentctlError(f"no model at {value}: no such folder or registered name, and from the Hub: "
-                             f"{error.message}", hint=error.hint) from None
 
 
 def describe(entry: Entry) -> dict[str, Any]:

@@ -45,6 +45,11 @@ class ModelConfig:
     training: dict[str, Any] = field(default_factory=dict)
     latentctl_version: str = __version__
 
+    @property
+    def conditioned_on_attributes(self) -> bool:
+        """Whether a generator takes attributes (``train gan --condition attributes``) besides its noise."""
+        return self.kind == "gan" and bool(self.architecture.get("num_attributes"))
+
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": self.kind,
                 "latentctl_version": self.latentctl_version, "architecture": self.architecture,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from latentctl import console, paths
+from latentctl import console, lookup
 from latentctl.cli.options import Device, Json
 
 COLUMNS_PER_TABLE = 6  # images side by side; more are printed as further tables
@@ -44,7 +44,7 @@ def classify(
     from latentctl.store import load_model
     from latentctl.train.classifier import classify_images
 
-    model_dir = paths.resolve_model(classifier, "classifier-celeba")
+    model_dir = lookup.resolve_model(classifier, "classifier-celeba")
     model, config = load_model(model_dir, "classifier", resolve_device(device), option="--classifier")
     probabilities = classify_images(model, config, images).tolist()  # (N, A)
     results = []

@@ -14,6 +14,7 @@ import typer
 
 from latentctl import console, paths
 from latentctl.cli.options import DataRoot, Json, Seed
+from latentctl.cli.render import RunningTotal
 from latentctl.errors import LatentctlError
 
 if TYPE_CHECKING:
@@ -140,18 +141,6 @@ def _download_celeba(root: Path, source: CelebaSource, hub_repo: str | None, mir
     if result.reencoded:
         console.info(f"{result.reencoded:,} images were not JPEG on the Hub and were re-encoded as JPEG")
     console.info(f"celeba is ready in {root}: {result.images:,} images from {result.origin} in {seconds:.1f}s")
-
-
-class RunningTotal:
-    """Feeds a progress bar's ``advance(amount)`` from callbacks that report how much is done so far."""
-
-    def __init__(self, advance: Callable[[int], None]) -> None:
-        self.advance = advance
-        self.done = 0
-
-    def update(self, done: int, total: int | None = None) -> None:
-        amount, self.done = done - self.done, done
-        self.advance(amount)  # negative when a download restarts from zero
 
 
 class _DownloadBars:

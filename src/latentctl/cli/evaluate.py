@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from latentctl import console, paths
+from latentctl import console, lookup
 from latentctl.cli.options import Device, Json, Seed
 from latentctl.cli.steer import Classifier, FaceModel, KeepOthers, Reach, Samples, Steps, Strength, Until, Views
 from latentctl.errors import LatentctlError
@@ -74,7 +74,7 @@ def steer(
         image_io.check_writable(plot)
     session = load_session(model, classifier, device, attribute or DEFAULT_ATTRIBUTES, None)
     check_reach(reach, session)
-    judge_dir = paths.resolve_model(judge, "")
+    judge_dir = lookup.resolve_model(judge, "")
     judge_model, judge_config = load_model(judge_dir, "classifier", session["device"], option="--judge")
     check_pair(session["config"], judge_config, session["model_dir"], judge_dir, option="--judge")
     if _same_weights(judge_dir, session["classifier_dir"]):

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from latentctl import console, paths
+from latentctl import console, lookup
 from latentctl.cli.options import Device, Json, Seed
 from latentctl.errors import LatentctlError
 
@@ -91,7 +91,7 @@ def sample(
     _check_output(out, folder=individual)  # before any work: a bad path fails fast
     if save_latents is not None and not save_latents.parent.is_dir():
         raise LatentctlError(f"the folder {save_latents.parent} does not exist", hint="create it first")
-    model = paths.resolve_model(model, "cgan-mnist")
+    model = lookup.resolve_model(model, "cgan-mnist")
     generator, config = load_model(model, GENERATORS, resolve_device(device))
     label_count = len(config.labels)
     fixed = _asked_attributes(model, config, with_attributes, without_attributes, digit=digit, per_digit=per_digit)
@@ -195,7 +195,7 @@ def interpolate(
         out = Path(f"interpolate-{'all' if digit is None else digit}"
                    + (f"-to-{to_digit}" if to_digit is not None else "") + ".png")
     _check_output(out, folder=False)
-    model = paths.resolve_model(model, "cgan-mnist")
+    model = lookup.resolve_model(model, "cgan-mnist")
     generator, config = load_model(model, GENERATORS, resolve_device(device))
     start_labels: list[int] | None = None
     end_labels: list[int] | None = None
@@ -233,9 +233,9 @@ def _asked_attributes(model: Path, config: Any, with_attributes: list[str] | Non
 
     --with / --without on another model, digit options on this one, or one attribute both with and
     without, are usage errors (exit 2); an unknown attribute is an error with the closest names."""
-    from latentctl.latent.attributes import conditioned_on_attributes, match_attribute
+    from latentctl.latent.attributes import match_attribute
 
-    if not conditioned_on_attributes(config):
+    if not config.conditioned_on_attributes:
         for flag, given in (("--with", with_attributes), ("--without", without_attributes)):
             if given:
                 raise typer.BadParameter(f"{model} is not conditioned on attributes: {flag} needs a model made by "

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from latentctl import console, paths
+from latentctl import console, lookup
 from latentctl.cli.options import Json
 
 app = typer.Typer(help="Share models on the Hugging Face Hub: push and pull.", no_args_is_help=True)
@@ -64,7 +64,7 @@ def push(
     """
     from latentctl import hub
 
-    model_dir = paths.resolve_model(model, "")
+    model_dir = lookup.resolve_model(model, "")
     pushed = hub.push(model_dir, repo_id, private=private, revision=revision, message=message)
     console.info(f"pushed {model_dir} ({', '.join(pushed.files)}) to https://huggingface.co/{repo_id}"
                  + (f" (branch {pushed.revision})" if revision else ""))

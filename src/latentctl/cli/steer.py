@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from latentctl import console, paths
+from latentctl import console, lookup
 from latentctl.cli.options import Device, Json, Seed
 from latentctl.errors import LatentctlError
 from latentctl.latent import DEFAULT_KEEP_OTHERS, DEFAULT_STRENGTH, DEFAULT_VIEWS
@@ -215,7 +215,7 @@ def attributes(
     from latentctl.data.celeba import CELEBA_ATTRIBUTES
     from latentctl.store import read_config
 
-    classifier_dir = paths.resolve_model(classifier, "classifier-celeba")
+    classifier_dir = lookup.resolve_model(classifier, "classifier-celeba")
     if classifier is None and not classifier_dir.exists():
         rows = [{"name": name} for name in CELEBA_ATTRIBUTES]
         console.info("no classifier trained yet: CelebA's attribute names "
@@ -249,15 +249,15 @@ def load_session(model: Path | None, classifier: Path | None, device: str, to: l
     """Load the generator and the classifier, check they pair, and resolve the target names (usage errors
     name the flag). Shared with ``eval steer``."""
     from latentctl.device import resolve_device
-    from latentctl.latent.attributes import check_pair, conditioned_on_attributes, match_attribute
+    from latentctl.latent.attributes import check_pair, match_attribute
     from latentctl.latent.steer import Target
     from latentctl.store import load_model
 
     if not to and not away_from:
         raise typer.BadParameter("name at least one attribute with --to or --away-from", param_hint="--to")
     torch_device = resolve_device(device)
-    model_dir = paths.resolve_model(model, "gan-celeba")
-    classifier_dir = paths.resolve_model(classifier, "classifier-celeba")
+    model_dir = lookup.resolve_model(model, "gan-celeba")
+    classifier_dir = lookup.resolve_model(classifier, "classifier-celeba")
     generator, config = load_model(model_dir, "gan", torch_device)
     if not classifier_dir.exists():
         raise LatentctlError(f"no attribute classifier at {classifier_dir}: steering needs one",
@@ -282,7 +282,7 @@ def load_session(model: Path | None, classifier: Path | None, device: str, to: l
     return {"generator": generator, "config": config, "classifier": classifier_model,
             "classifier_config": classifier_config, "model_dir": model_dir, "classifier_dir": classifier_dir,
             "names": names, "targets": targets, "device": torch_device,
-            "conditioned": conditioned_on_attributes(config)}
+            "conditioned": config.conditioned_on_attributes}
 
 
 def check_method(method: Method, session: dict[str, Any]) -> None:

@@ -16,9 +16,9 @@ import click
 import typer
 
 from latentctl import console, paths
-from latentctl.cli.data import RunningTotal
 from latentctl.cli.models import register_written
 from latentctl.cli.options import DataRoot, Device, Json, Seed
+from latentctl.cli.render import RunningTotal
 from latentctl.errors import LatentctlError
 from latentctl.train import FACE_ATTRIBUTE_LOSS, FACE_BETAS, FACE_LR, FACE_R1
 

@@ -52,14 +52,9 @@ def check_pair(generator_config: store.ModelConfig, classifier_config: store.Mod
             f"{classifier_dir} expects pixels normalised with {classifier_config.normalization}, "
             f"{generator_dir} draws them with {generator_config.normalization}",
             hint="use a classifier trained by latentctl (pixels in [-1, 1], as its generators draw them)")
-    if generator_config.labels and not conditioned_on_attributes(generator_config):
+    if generator_config.labels and not generator_config.conditioned_on_attributes:
         raise LatentctlError(f"{generator_dir} is a conditional digit model; steering works on face models",
                              hint="pass --model with a face GAN made by 'latentctl train gan'")
-
-
-def conditioned_on_attributes(config: store.ModelConfig) -> bool:
-    """Whether a generator takes attributes (``train gan --condition attributes``) besides its noise."""
-    return config.kind == "gan" and bool(config.architecture.get("num_attributes"))
 
 
 def present_attributes(labels: list[str], row) -> list[str]:
