@@ -12,6 +12,7 @@ from pathlib import Path
 from latentctl import console, hub, paths, registry
 from latentctl.errors import LatentctlError
 
+# A Hub model id, user/repo[@revision]: what a --model value that is neither a folder nor a name may be
 HUB_ID = re.compile(r"(?P<repo_id>[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*)(?:@(?P<revision>[\w./-]+))?")
 
 

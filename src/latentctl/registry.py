@@ -41,7 +41,6 @@ REGISTRY_FORMAT = "latentctl.registry"
 REGISTRY_VERSION = 1
 SOURCES = ("home", "trained", "imported", "hub")  # home: a folder in $LATENTCTL_HOME/models, never in the file
 NAME = re.compile(r"[A-Za-z0-9][\w.+-]*(/[A-Za-z0-9][\w.+-]*)?(@[\w./+-]+)?")
-# A Hub model id, user/repo[@revision]: what a --model value that is neither a folder nor a name may be
 
 
 @dataclass
