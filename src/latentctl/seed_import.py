@@ -37,12 +37,26 @@ SEED_PREPROCESSING = {"size": 64, "crop": 178, "resize": "bilinear", "pixels": "
 class Imported:
     """A seed checkpoint written as a model folder."""
 
+    file: Path  # the checkpoint, as given
     name: str  # under which the registry knows it
     path: Path
     kind: str
     arch: str
     config: store.ModelConfig
     tensors: int
+
+    @property
+    def description(self) -> str:
+        """What the model is, in words: "a 40-attribute classifier of 64x64 images", "a generator of ..."."""
+        config = self.config
+        if config.kind == "classifier":
+            return f"a {len(config.labels)}-attribute classifier of {config.image_size}x{config.image_size} images"
+        return (f"a generator of {config.image_size}x{config.image_size}x{config.channels} images from "
+                f"{config.latent_dim}-d noise" + (f" and {len(config.labels)} one-hot labels" if config.labels else ""))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": str(self.file), "name": self.name, "model": str(self.path), "kind": self.kind,
+                "arch": self.arch, "tensors": self.tensors, "config": self.config.to_json()}
 
 
 def import_checkpoint(file: Path, kind: str, arch: str | None = None, out: Path | None = None,
@@ -70,7 +84,7 @@ def import_checkpoint(file: Path, kind: str, arch: str | None = None, out: Path 
         config.training["preprocessing"] = dict(SEED_PREPROCESSING)
     store.save_model(out, config, module)
     name = registry.register(out, "imported")
-    return Imported(name, out, kind, arch, config, len(tensors))
+    return Imported(file, name, out, kind, arch, config, len(tensors))
 
 
 def read_checkpoint(file: Path) -> Any:
