@@ -133,9 +133,10 @@ class ModelConfig:
 
 # ------------------------------------------------------------------------------------------- model folders
 
-def save_model(directory: Path, config: ModelConfig, module: Any) -> None:
+def save_model(directory: str | Path, config: ModelConfig, module: Any) -> None:
     """Write ``module``'s weights and ``config`` as a model folder; config last, so the folder is a model
     only once its weights are in place."""
+    directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     save_tensors(directory / WEIGHTS_FILE, module.state_dict(),
                  metadata={"format": FORMAT, "kind": config.kind})
