@@ -332,8 +332,7 @@ def test_a_classifier_is_pushed_without_a_sample_and_its_card_says_how_to_classi
     from latentctl.models.classifier import AttributeClassifier, ClassifierConfig
 
     config = ClassifierConfig(image_size=32, width=4)
-    model = store.ModelConfig(kind="classifier", architecture={"name": "attribute-cnn", **config.to_dict()},
-                              image_size=32, channels=3, latent_dim=0, labels=list(CELEBA_ATTRIBUTES))
+    model = store.ModelConfig(kind="classifier", network=config, labels=list(CELEBA_ATTRIBUTES))
     store.save_model(tmp_path / "classifier", model, AttributeClassifier(config))
     report = push(cli, tmp_path / "classifier", "ada/attributes")
     assert sorted(report["files"]) == ["README.md", "config.json", "model.safetensors"]

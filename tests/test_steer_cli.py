@@ -23,8 +23,7 @@ def save_generator(out: Path, size: int = SIZE) -> Path:
     torch.manual_seed(0)
     config = GANConfig(latent_dim=8, num_classes=0, image_size=size, channels=3, gen_width=8, disc_width=8,
                        upsample="nearest")
-    store.save_model(out, store.ModelConfig(kind="gan", architecture={"name": "dcgan", **config.to_dict()},
-                                            image_size=size, channels=3, latent_dim=8, labels=[],
+    store.save_model(out, store.ModelConfig(kind="gan", network=config, labels=[],
                                             normalization={"mean": [0.5] * 3, "std": [0.5] * 3}),
                      Generator(config))
     return out
@@ -35,8 +34,8 @@ def save_classifier(out: Path, seed: int = 0, size: int = SIZE) -> Path:
     config = ClassifierConfig(image_size=size, width=4)
     validation = {name: (0.9 if i % 2 else 0.6) for i, name in enumerate(CELEBA_ATTRIBUTES)}
     store.save_model(out, store.ModelConfig(
-        kind="classifier", architecture={"name": "attribute-cnn", **config.to_dict()}, image_size=size, channels=3,
-        latent_dim=0, labels=list(CELEBA_ATTRIBUTES), normalization={"mean": [0.5] * 3, "std": [0.5] * 3},
+        kind="classifier", network=config, labels=list(CELEBA_ATTRIBUTES),
+        normalization={"mean": [0.5] * 3, "std": [0.5] * 3},
         training={"base_rates": {name: 0.25 for name in CELEBA_ATTRIBUTES},
                   "validation": {"balanced_accuracy": validation}}), AttributeClassifier(config).eval())
     return out

@@ -12,6 +12,7 @@ import torch
 from latentctl import files, store
 from latentctl.errors import LatentctlError
 from latentctl.latent.sampling import generate, noise_for_seeds
+from latentctl.models.configs import ARCHITECTURES
 
 
 def copy_model(source, tmp_path):
@@ -89,6 +90,7 @@ def test_a_truncated_weights_file_is_reported_as_corrupted(tiny_model, tmp_path)
     (lambda c: c.update(normalization={"mean": [0.5], "std": [0]}), "std\" must be positive"),
     (lambda c: c["architecture"].update(image_size=30), "invalid architecture"),
     (lambda c: c.update(labels=["a", "b"]), "contradicts itself"),
+    (lambda c: c["architecture"].update(name="vae"), "invalid architecture (unknown name 'vae'"),
 ])
 def test_an_invalid_config_is_refused_with_the_reason(tiny_model, tmp_path, edit, message):
     model = copy_model(tiny_model, tmp_path)
@@ -97,6 +99,20 @@ def test_an_invalid_config_is_refused_with_the_reason(tiny_model, tmp_path, edit
     (model / "config.json").write_text(json.dumps(config))
     with pytest.raises(LatentctlError, match=message.replace("(", r"\(")):
         store.load_model(model, "cgan")
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_every_registered_architecture_saves_and_loads_back_exactly(name, tmp_path):
+    network = ARCHITECTURES[name]()
+    labels = [str(index) for index in range(network.num_labels)]
+    config = store.ModelConfig(kind=network.kinds[0], network=network, labels=labels,
+                               normalization={"mean": [0.5] * network.channels, "std": [0.5] * network.channels})
+    module = store.build_network(network)
+    store.save_model(tmp_path, config, module)
+    loaded, again = store.load_model(tmp_path, network.kinds[0])
+    assert again == config and type(loaded) is type(module)
+    assert json.loads((tmp_path / "config.json").read_text()) == config.to_json()
+    assert all(torch.equal(value, loaded.state_dict()[key]) for key, value in module.state_dict().items())
 
 
 def test_unparsable_config_json_is_reported(tiny_model, tmp_path):

@@ -1,16 +1,10 @@
 """Hugging Face Hub push and pull: the Hub is one more place to keep a model folder.
 
-- ``push`` uploads ``model.safetensors``, ``config.json``, a sample image (generators only) and a model
-  card (``README.md`` with the Hub's metadata) to a model repository, in one commit, creating the
-  repository (and the branch) when needed.
-- ``pull`` downloads ``model.safetensors`` and ``config.json``, and nothing else, into huggingface_hub's
-  cache (shared with other tools, ``$HF_HUB_CACHE``), checks that they are a latentctl model, and
-  registers it as ``user/repo`` (``user/repo@revision``), so every ``--model`` option finds it from then
-  on without the network. Nothing in a pulled repository is unpickled or executed: safetensors and JSON.
-
-Every call to the Hub goes through the ``HfApi`` object that ``_api()`` returns; tests put a stand-in
-there. The token is huggingface_hub's business (``HF_TOKEN`` or the login stored by ``hf auth login``):
-latentctl only checks that there is one before pushing, and never passes, prints or writes it.
+``push`` uploads the weights, config, a sample image and a model card in one commit; ``pull`` downloads
+only ``model.safetensors`` and ``config.json`` (nothing is unpickled or executed) into huggingface_hub's
+cache and registers them as ``user/repo``, so ``--model user/repo`` works offline from then on. Every
+call to the Hub goes through ``_api()`` (tests put a stand-in there); the token stays huggingface_hub's
+business: latentctl only checks that one exists before pushing, and never passes, prints or writes it.
 """
 
 from __future__ import annotations
@@ -49,11 +43,16 @@ def gated_message(what: str, url: str) -> str:
 class Pushed:
     """What ``push`` uploaded, and where."""
 
+    model: Path  # the folder pushed
     repo_id: str
     revision: str
     url: str  # of the commit
     commit: str | None
     files: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": str(self.model), "repo_id": self.repo_id, "revision": self.revision, "url": self.url,
+                "commit": self.commit, "files": self.files}
 
 
 @dataclass
@@ -66,6 +65,10 @@ class Pulled:
     revision: str
     commit: str
     config: store.ModelConfig
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "repo_id": self.repo_id, "revision": self.revision, "commit": self.commit,
+                "path": str(self.path), "kind": self.config.kind}
 
 
 def _api() -> Any:
@@ -130,9 +133,8 @@ def push(model_dir: Path, repo_id: str, *, private: bool = False, revision: str 
             api.create_branch(repo_id, branch=revision, exist_ok=True)
         info = api.create_commit(repo_id, operations, revision=revision,
                                  commit_message=message or f"Upload a latentctl {config.kind} model")
-    return Pushed(repo_id, revision or "main", str(getattr(info, "commit_url", "") or
-                                                   f"https://huggingface.co/{repo_id}"),
-                  getattr(info, "oid", None), files)
+    url = str(getattr(info, "commit_url", "") or f"https://huggingface.co/{repo_id}")
+    return Pushed(model_dir, repo_id, revision or "main", url, getattr(info, "oid", None), files)
 
 
 def sample_png(generator: Any, config: store.ModelConfig) -> bytes:

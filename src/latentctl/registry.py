@@ -26,7 +26,7 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -140,6 +140,38 @@ def forget(name: str) -> Entry:
     return entry
 
 
+@dataclass
+class Removed:
+    """What ``remove`` did to a model: forgot its entry (its files stay) or deleted its folder."""
+
+    entry: Entry
+    deleted: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.entry.name, "path": str(self.entry.path), "source": self.entry.source,
+                "deleted": self.deleted}
+
+
+def remove(name: str, confirm: Callable[[Path], bool] | None = None) -> Removed | None:
+    """Forget a model registered from elsewhere, keeping its files; or delete a folder of ``models_home()``
+    with everything in it (training state, samples) once ``confirm(folder)`` says yes.
+
+    Without ``confirm`` (no one to ask) such a folder is refused; a "no" returns None."""
+    entry = find(name)
+    if entry is None:
+        raise _unknown(name)
+    if entry.source != "home":
+        forget(name)
+        return Removed(entry, deleted=False)
+    if confirm is None:
+        raise LatentctlError(f"not deleting {entry.path} without confirmation",
+                             hint=f"pass --yes to delete it: latentctl models rm {name} --yes")
+    if not confirm(entry.path):
+        return None
+    delete_home_model(name)
+    return Removed(entry, deleted=True)
+
+
 def delete_home_model(name: str) -> Path:
     """Delete the model folder ``models_home()/name`` with everything in it (training state, samples)."""
     entry = find(name)
@@ -147,6 +179,21 @@ def delete_home_model(name: str) -> Path:
         raise _unknown(name)
     shutil.rmtree(entry.path)
     return entry.path
+
+
+def describe_all() -> list[dict[str, Any]]:
+    """Return what ``models list`` shows: ``describe`` of every registered model, sorted by name."""
+    return [describe(entry) for entry in entries()]
+
+
+def show(name: str) -> dict[str, Any]:
+    """Return what ``models show`` shows of the model ``name``: ``describe`` and its config.json (None when
+    it cannot be read)."""
+    entry = find(name)
+    if entry is None:
+        raise _unknown(name)
+    described = describe(entry)
+    return {**described, "config": store.read_config(entry.path).to_json() if described["status"] == "ok" else None}
 
 
 def describe(entry: Entry) -> dict[str, Any]:

@@ -1,19 +1,9 @@
 """Importing ``.pth`` checkpoints of the seed projects as latentctl model folders.
 
-The seed notebooks saved their networks as pickled state dicts: the CelebA generator as ``{"gen":
-state_dict}`` (tensors ``gen.0.0.weight``, ``gen.0.1.running_mean``, ...), the 40-attribute classifier
-as ``{"classifier": state_dict}``, the MNIST generators likewise under ``"gen"``. An import:
-
-1. reads the file with ``torch.load(weights_only=True)`` and nothing else: tensors, numbers, strings,
-   lists and dicts come back, anything else (a pickled network, a custom class) is refused, since
-   unpickling it could run any code;
-2. takes the state dict out (under ``gen``/``classifier``, or the file itself when it is one; a
-   ``module.`` prefix from DataParallel is dropped);
-3. finds the architecture (``latentctl.models.seed``) from the tensors' names and kernel sizes, unless
-   ``arch`` is given, and the widths from their shapes;
-4. checks every tensor against that architecture (names and shapes, none missing, none extra);
-5. writes a normal model folder (``model.safetensors`` + ``config.json``), so that sample, interpolate,
-   classify and steering use it like any other model, with the same outputs as the seed's code.
+The seed notebooks saved pickled state dicts (``{"gen": state_dict}``, ``{"classifier": state_dict}``).
+An import reads them with ``torch.load(weights_only=True)`` only (unpickling anything else could run
+code), finds the seed architecture (models.seed) from the tensors' names and kernel sizes, checks every
+tensor against it, and writes a normal model folder that every command uses like any other.
 """
 
 from __future__ import annotations
@@ -27,6 +17,7 @@ from typing import Any
 
 from latentctl import files, paths, registry, store
 from latentctl.errors import LatentctlError, first_line
+from latentctl.models import configs
 
 # --arch values: the seed layouts (latentctl.models.seed), by the kind of network they are
 GENERATOR_ARCHS = ("dcgan-64", "dcgan-28")
@@ -46,12 +37,26 @@ SEED_PREPROCESSING = {"size": 64, "crop": 178, "resize": "bilinear", "pixels": "
 class Imported:
     """A seed checkpoint written as a model folder."""
 
+    file: Path  # the checkpoint, as given
     name: str  # under which the registry knows it
     path: Path
     kind: str
     arch: str
     config: store.ModelConfig
     tensors: int
+
+    @property
+    def description(self) -> str:
+        """What the model is, in words: "a 40-attribute classifier of 64x64 images", "a generator of ..."."""
+        config = self.config
+        if config.kind == "classifier":
+            return f"a {len(config.labels)}-attribute classifier of {config.image_size}x{config.image_size} images"
+        return (f"a generator of {config.image_size}x{config.image_size}x{config.channels} images from "
+                f"{config.latent_dim}-d noise" + (f" and {len(config.labels)} one-hot labels" if config.labels else ""))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": str(self.file), "name": self.name, "model": str(self.path), "kind": self.kind,
+                "arch": self.arch, "tensors": self.tensors, "config": self.config.to_json()}
 
 
 def import_checkpoint(file: Path, kind: str, arch: str | None = None, out: Path | None = None,
@@ -79,7 +84,7 @@ def import_checkpoint(file: Path, kind: str, arch: str | None = None, out: Path 
         config.training["preprocessing"] = dict(SEED_PREPROCESSING)
     store.save_model(out, config, module)
     name = registry.register(out, "imported")
-    return Imported(name, out, kind, arch, config, len(tensors))
+    return Imported(file, name, out, kind, arch, config, len(tensors))
 
 
 def read_checkpoint(file: Path) -> Any:
@@ -141,9 +146,7 @@ def state_dict_of(content: Any, kind: str, file: Path) -> dict[str, Any]:
 
 def detect_arch(tensors: dict[str, Any], kind: str, file: Path) -> str:
     """Return the seed layout whose kernel sizes the checkpoint's convolutions have."""
-    from latentctl.models import seed
-
-    layouts = seed.CLASSIFIER_LAYOUTS if kind == "classifier" else seed.GENERATOR_LAYOUTS
+    layouts = configs.CLASSIFIER_LAYOUTS if kind == "classifier" else configs.GENERATOR_LAYOUTS
     kernels = tuple(int(weight.shape[-1]) for weight in _convolution_weights(tensors, PREFIXES[kind]))
     for name, layout in layouts.items():
         if kernels == tuple(kernel for _, kernel, _ in layout):
@@ -159,7 +162,6 @@ def build(tensors: dict[str, Any], kind: str, arch: str, file: Path,
           num_classes: int = SEED_DIGIT_CLASSES) -> tuple[Any, store.ModelConfig]:
     """Return the seed network of ``arch`` holding ``tensors`` (each checked by name and shape), and its config."""
     from latentctl.data.celeba import CELEBA_ATTRIBUTES
-    from latentctl.models import seed
 
     if (arch in CLASSIFIER_ARCHS) != (kind == "classifier"):
         raise LatentctlError(f"--arch {arch} is a {'classifier' if arch in CLASSIFIER_ARCHS else 'generator'}, "
@@ -172,42 +174,33 @@ def build(tensors: dict[str, Any], kind: str, arch: str, file: Path,
     first, last = weights[0].shape, weights[-1].shape
     try:
         if kind == "classifier":
-            factor = seed.CLASSIFIER_LAYOUTS[arch][0][0]
-            size = seed.CLASSIFIER_IMAGE_SIZES[arch]
-            classifier_config = seed.SeedClassifierConfig(layout=arch, image_size=size, channels=int(first[1]),
-                                                          num_attributes=int(last[0]),
-                                                          hidden_dim=int(first[0]) // factor)
-            module: Any = seed.SeedClassifier(classifier_config)
-            architecture = {"name": seed.CLASSIFIER_NAME, **classifier_config.to_dict()}
-            labels = (list(CELEBA_ATTRIBUTES) if classifier_config.num_attributes == len(CELEBA_ATTRIBUTES)
-                      else [str(index) for index in range(classifier_config.num_attributes)])
-            image_size, channels, latent_dim = size, classifier_config.channels, 0
+            network: configs.NetworkConfig = configs.SeedClassifierConfig(
+                layout=arch, image_size=configs.CLASSIFIER_IMAGE_SIZES[arch], channels=int(first[1]),
+                num_attributes=int(last[0]), hidden_dim=int(first[0]) // configs.CLASSIFIER_LAYOUTS[arch][0][0])
+            labels = (list(CELEBA_ATTRIBUTES) if network.num_labels == len(CELEBA_ATTRIBUTES)
+                      else [str(index) for index in range(network.num_labels)])
         else:
             classes = num_classes if kind == "cgan" else 0
             inputs = int(first[0])  # ConvTranspose2d weights are (in, out, k, k)
             if inputs <= classes:
                 raise LatentctlError(f"{file}'s generator reads {inputs} inputs, too few for noise and "
                                      f"{classes} one-hot labels", hint="is it a conditional generator? try --kind gan")
-            factor = seed.GENERATOR_LAYOUTS[arch][0][0]
-            generator_config = seed.SeedGeneratorConfig(layout=arch, latent_dim=inputs - classes, num_classes=classes,
-                                                        image_size=seed.generator_output_size(arch),
-                                                        channels=int(last[1]), hidden_dim=int(first[1]) // factor)
-            module = seed.SeedGenerator(generator_config)
-            architecture = {"name": seed.GENERATOR_NAME, **generator_config.to_dict()}
+            network = configs.SeedGeneratorConfig(
+                layout=arch, latent_dim=inputs - classes, num_classes=classes,
+                image_size=configs.generator_output_size(arch), channels=int(last[1]),
+                hidden_dim=int(first[1]) // configs.GENERATOR_LAYOUTS[arch][0][0])
             labels = [str(label) for label in range(classes)]
-            image_size, channels = generator_config.image_size, generator_config.channels
-            latent_dim = generator_config.latent_dim
     except ValueError as error:
         raise LatentctlError(f"{file} does not fit the seed {arch} architecture ({error})",
                              hint="let latentctl detect the architecture: leave out --arch") from None
+    module = store.build_network(network)
     problems = store.state_problems(module, tensors)
     if problems:
         raise LatentctlError(f"{file} does not match the seed {arch} architecture: {'; '.join(problems)}",
                              hint="let latentctl detect the architecture (leave out --arch), or check --kind")
     module.load_state_dict(tensors, strict=True)
-    config = store.ModelConfig(kind=kind, architecture=architecture, image_size=image_size, channels=channels,
-                               latent_dim=latent_dim, labels=labels,
-                               normalization={"mean": [0.5] * channels, "std": [0.5] * channels})
+    config = store.ModelConfig(kind=kind, network=network, labels=labels,
+                               normalization={"mean": [0.5] * network.channels, "std": [0.5] * network.channels})
     return module.eval(), config
 
 

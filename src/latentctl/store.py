@@ -1,8 +1,9 @@
 """The model folder format: ``model.safetensors`` (weights only) + ``config.json``, written atomically.
 
-A model folder is rebuilt from its config alone, then its weights are loaded strictly: every tensor
-present, none extra, every shape matching. Training state (discriminator, optimizers, counters, RNG) sits
-beside it in ``training_state.safetensors`` + ``training_state.json``: tensors and JSON, never pickle.
+As with Hugging Face's model mixins, a folder is rebuilt from its config alone: ``config.json`` names an
+architecture (models.configs), whose registered network is built from its config and then strictly loaded
+with the weights; ``save_model`` and ``load_model`` are inverses. Training state sits beside it in
+``training_state.safetensors`` + ``training_state.json``: tensors and JSON, never pickle.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from latentctl import __version__
 from latentctl.errors import LatentctlError
 from latentctl.files import load_tensors, read_json, save_tensors, write_json
+from latentctl.models.configs import NETWORKS, NetworkConfig, network_config
 
 FORMAT = "latentctl.model"
 FORMAT_VERSION = 1
@@ -32,13 +34,14 @@ KINDS = {
 
 @dataclass
 class ModelConfig:
-    """What ``config.json`` holds: enough to rebuild the network and to use it correctly."""
+    """What ``config.json`` holds: the network's config, which rebuilds it, and what using it needs.
+
+    The image size, channels, noise size and number of labels are the network's; config.json repeats them
+    at its top level for readers without latentctl, and reading it checks that they agree.
+    """
 
     kind: str
-    architecture: dict[str, Any]
-    image_size: int
-    channels: int
-    latent_dim: int
+    network: NetworkConfig  # e.g. GANConfig(...); config.json's "architecture" is its name and fields
     labels: list[str]
     # Pixels are stored as (x - mean) / std per channel; generators emit [-1, 1], i.e. mean = std = 0.5.
     normalization: dict[str, list[float]] = field(default_factory=lambda: {"mean": [0.5], "std": [0.5]})
@@ -46,9 +49,27 @@ class ModelConfig:
     latentctl_version: str = __version__
 
     @property
+    def architecture(self) -> dict[str, Any]:
+        """config.json's ``architecture``: the network's architecture name, then its config's fields."""
+        return {"name": self.network.architecture, **self.network.to_dict()}
+
+    @property
+    def image_size(self) -> int:
+        return self.network.image_size
+
+    @property
+    def channels(self) -> int:
+        return self.network.channels
+
+    @property
+    def latent_dim(self) -> int:
+        """A generator's noise size; 0 for a classifier."""
+        return getattr(self.network, "latent_dim", 0)
+
+    @property
     def conditioned_on_attributes(self) -> bool:
         """Whether a generator takes attributes (``train gan --condition attributes``) besides its noise."""
-        return self.kind == "gan" and bool(self.architecture.get("num_attributes"))
+        return self.kind == "gan" and bool(getattr(self.network, "num_attributes", 0))
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": self.kind,
@@ -86,19 +107,36 @@ class ModelConfig:
                 raise bad(f"\"normalization.{key}\" must list one number per channel")
         if any(v <= 0 for v in norm["std"]):
             raise bad("\"normalization.std\" must be positive")
-        return cls(kind=document["kind"], architecture=document["architecture"],
-                   image_size=document["image_size"], channels=document["channels"],
-                   latent_dim=document["latent_dim"], labels=document["labels"],
-                   normalization={"mean": list(norm["mean"]), "std": list(norm["std"])},
-                   training=document["training"],
-                   latentctl_version=str(document.get("latentctl_version", "unknown")))
+        try:
+            network = network_config(document["architecture"])
+        except (TypeError, ValueError) as error:
+            raise LatentctlError(f"{source} describes an invalid architecture ({error})",
+                                 hint="the config was edited or comes from another tool") from None
+        config = cls(kind=document["kind"], network=network, labels=document["labels"],
+                     normalization={"mean": list(norm["mean"]), "std": list(norm["std"])},
+                     training=document["training"],
+                     latentctl_version=str(document.get("latentctl_version", "unknown")))
+        # (what config.json states, what its architecture implies)
+        pairs = {"image size": (document["image_size"], config.image_size),
+                 "channels": (document["channels"], config.channels),
+                 "latent size": (document["latent_dim"], config.latent_dim),
+                 "label count": (len(document["labels"]), network.num_labels)}
+        differing = [f"{what} {stated} against the architecture's {implied}"
+                     for what, (stated, implied) in pairs.items() if stated != implied]
+        if config.kind not in network.kinds:
+            differing.insert(0, f"kind {config.kind} against the architecture's {' or '.join(network.kinds)}")
+        if differing:
+            raise LatentctlError(f"{source} contradicts itself ({'; '.join(differing)})",
+                                 hint="restore the original config")
+        return config
 
 
 # ------------------------------------------------------------------------------------------- model folders
 
-def save_model(directory: Path, config: ModelConfig, module: Any) -> None:
+def save_model(directory: str | Path, config: ModelConfig, module: Any) -> None:
     """Write ``module``'s weights and ``config`` as a model folder; config last, so the folder is a model
     only once its weights are in place."""
+    directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     save_tensors(directory / WEIGHTS_FILE, module.state_dict(),
                  metadata={"format": FORMAT, "kind": config.kind})
@@ -200,63 +238,13 @@ def load_model(directory: Path, kind: str | tuple[str, ...], device: Any = "cpu"
     ``option`` is the command's flag for the folder, named in hints."""
     directory = Path(directory)
     config = read_config(directory, kind, option)
-    module = _build(config, directory)
+    module = build_network(config.network)
     load_state_strict(module, load_tensors(directory / WEIGHTS_FILE), directory / WEIGHTS_FILE)
     return module.to(device).eval(), config
 
 
-def _build(config: ModelConfig, directory: Path) -> Any:
-    if config.architecture.get("name") in ("seed-dcgan", "seed-classifier"):
-        return _build_seed(config, directory)
-    if config.kind == "classifier":
-        return _build_classifier(config, directory)
-    from latentctl.models.dcgan import GANConfig, Generator
+def build_network(network: NetworkConfig) -> Any:
+    """Return a new network (fresh weights) of the architecture ``network`` configures."""
+    from latentctl.models import classifier, dcgan, seed  # noqa: F401 (importing them registers their networks)
 
-    gan_config = _architecture(GANConfig, config, directory)
-    if (gan_config.image_size, gan_config.channels, gan_config.latent_dim) != \
-            (config.image_size, config.channels, config.latent_dim) or \
-            len(config.labels) != gan_config.num_labels:
-        raise LatentctlError(f"{directory / CONFIG_FILE} contradicts itself (image size, channels, latent "
-                             "size or labels differ from the architecture)", hint="restore the original config")
-    return Generator(gan_config)
-
-
-def _build_classifier(config: ModelConfig, directory: Path) -> Any:
-    from latentctl.models.classifier import AttributeClassifier, ClassifierConfig
-
-    classifier_config = _architecture(ClassifierConfig, config, directory)
-    if (classifier_config.image_size, classifier_config.channels, classifier_config.num_attributes) != \
-            (config.image_size, config.channels, len(config.labels)):
-        raise LatentctlError(f"{directory / CONFIG_FILE} contradicts itself (image size, channels or labels "
-                             "differ from the architecture)", hint="restore the original config")
-    return AttributeClassifier(classifier_config)
-
-
-def _build_seed(config: ModelConfig, directory: Path) -> Any:
-    """Rebuild an imported seed-project network (see latentctl.models.seed)."""
-    from latentctl.models import seed
-
-    if config.kind == "classifier":
-        classifier_config = _architecture(seed.SeedClassifierConfig, config, directory)
-        described = (classifier_config.image_size, classifier_config.channels, 0, classifier_config.num_attributes)
-        module: Any = seed.SeedClassifier(classifier_config)
-    else:
-        generator_config = _architecture(seed.SeedGeneratorConfig, config, directory)
-        described = (generator_config.image_size, generator_config.channels, generator_config.latent_dim,
-                     generator_config.num_classes)
-        module = seed.SeedGenerator(generator_config)
-    expected_name = seed.CLASSIFIER_NAME if config.kind == "classifier" else seed.GENERATOR_NAME
-    if described != (config.image_size, config.channels, config.latent_dim, len(config.labels)) or \
-            config.architecture["name"] != expected_name:
-        raise LatentctlError(f"{directory / CONFIG_FILE} contradicts itself (kind, image size, channels, latent "
-                             "size or labels differ from the architecture)", hint="restore the original config")
-    return module
-
-
-def _architecture(config_class: Any, config: ModelConfig, directory: Path) -> Any:
-    """Return ``config_class(**architecture)``; an unknown or invalid field is a LatentctlError."""
-    try:
-        return config_class(**{k: v for k, v in config.architecture.items() if k != "name"})
-    except (TypeError, ValueError) as error:
-        raise LatentctlError(f"{directory / CONFIG_FILE} describes an invalid architecture ({error})",
-                             hint="the config was edited or comes from another tool") from None
+    return NETWORKS[network.architecture](network)

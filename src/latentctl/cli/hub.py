@@ -7,30 +7,25 @@ from typing import Annotated
 
 import typer
 
-from latentctl import console, lookup
+from latentctl import console, hub, lookup, registry
 from latentctl.cli.options import Json
+from latentctl.errors import LatentctlError
 
 app = typer.Typer(help="Share models on the Hugging Face Hub: push and pull.", no_args_is_help=True)
 
 
 def _repo_id(value: str) -> str:
-    from latentctl.errors import LatentctlError
-    from latentctl.hub import check_repo_id, split_revision
-
-    try:
-        check_repo_id(split_revision(value)[0])
+    try:  # at parse time: a bad id is a usage error (exit 2), before any model is looked up
+        hub.check_repo_id(hub.split_revision(value)[0])
     except LatentctlError as error:
         raise typer.BadParameter(error.message) from None
     return value
 
 
 def _name(value: str | None) -> str | None:
-    from latentctl.errors import LatentctlError
-    from latentctl.registry import check_name
-
     try:
         if value is not None:
-            check_name(value)
+            registry.check_name(value)
     except LatentctlError as error:
         raise typer.BadParameter(f"{error.message}: {error.hint}") from None
     return value
@@ -52,9 +47,8 @@ def push(
 ) -> None:
     """Upload a model to the Hugging Face Hub, creating the repository if needed.
 
-    One commit holds model.safetensors, config.json, a sample image (generators: the images of seeds
-    0-15) and a model card (README.md with the Hub's metadata, how the model was trained, how to use it).
-    The token comes from HF_TOKEN or the login of 'hf auth login'; latentctl never prints or stores it.
+    One commit: the weights, config.json, a sample image (generators: seeds 0-15) and a model card. The
+    token comes from HF_TOKEN or 'hf auth login'; latentctl never prints or stores it.
 
     Examples:
 
@@ -62,16 +56,11 @@ def push(
         latentctl hub push runs/faces ada/celeba-faces --private --message "25 epochs"
         latentctl hub push gan-celeba ada/celeba-faces --revision experiment --json
     """
-    from latentctl import hub
-
-    model_dir = lookup.resolve_model(model, "")
-    pushed = hub.push(model_dir, repo_id, private=private, revision=revision, message=message)
-    console.info(f"pushed {model_dir} ({', '.join(pushed.files)}) to https://huggingface.co/{repo_id}"
+    pushed = hub.push(lookup.resolve_model(model, ""), repo_id, private=private, revision=revision, message=message)
+    console.info(f"pushed {pushed.model} ({', '.join(pushed.files)}) to https://huggingface.co/{repo_id}"
                  + (f" (branch {pushed.revision})" if revision else ""))
     if json_output:
-        console.emit_json({"command": "hub push", "model": str(model_dir), "repo_id": pushed.repo_id,
-                           "revision": pushed.revision, "url": pushed.url, "commit": pushed.commit,
-                           "files": pushed.files})
+        console.emit_json({"command": "hub push", **pushed.to_json()})
     else:
         console.emit_path(pushed.url)
 
@@ -86,9 +75,8 @@ def pull(
 ) -> None:
     """Download a model from the Hugging Face Hub into the Hub cache and register it.
 
-    Only model.safetensors and config.json are downloaded, and checked to be a latentctl model. From
-    then on --model REPO_ID (or --name) finds it, offline too. Commands given a --model user/repo that
-    is not pulled yet pull it themselves; 'hub pull' again fetches a newer revision.
+    Only model.safetensors and config.json, checked to be a latentctl model. --model REPO_ID (or --name)
+    then finds it, offline too (a --model user/repo not pulled yet pulls itself); pulling again updates it.
 
     Examples:
 
@@ -96,15 +84,10 @@ def pull(
         latentctl hub pull ada/celeba-faces@experiment --name faces-exp
         latentctl hub pull ada/mnist-cgan --json | jq -r .path
     """
-    from latentctl import hub
-
-    repo, revision = hub.split_revision(repo_id)
-    pulled = hub.pull(repo, revision, name=name)
+    pulled = hub.pull(*hub.split_revision(repo_id), name=name)
     console.info(f"pulled {pulled.repo_id}@{pulled.revision} (commit {pulled.commit[:12]}, {pulled.config.kind}) "
                  f"as {pulled.name}: --model {pulled.name} finds it")
     if json_output:
-        console.emit_json({"command": "hub pull", "name": pulled.name, "repo_id": pulled.repo_id,
-                           "revision": pulled.revision, "commit": pulled.commit, "path": str(pulled.path),
-                           "kind": pulled.config.kind})
+        console.emit_json({"command": "hub pull", **pulled.to_json()})
     else:
         console.emit_path(pulled.path)

@@ -1,106 +1,21 @@
 """DCGAN generator and discriminator, optionally conditioned on a class label or on binary attributes.
 
-The block structure and initialisation follow Radford et al. (2016) and pytorch/examples' ``dcgan``:
-transposed convolutions with BatchNorm and ReLU up to the image, strided convolutions with LeakyReLU(0.2)
-down to one logit, weights drawn from N(0, 0.02). One deviation, for any image size of the form
-``s * 2**k`` with ``4 <= s <= 7`` (28 = 7 * 4 for MNIST, 64 = 4 * 16 for faces): the first generator block
-maps the input to an ``s x s`` feature map and the last discriminator block reads one back.
-
-Upsampling (``upsample``): DCGAN's transposed convolutions (kernel 4, stride 2) overlap unevenly and
-paint a checkerboard (Odena et al., 2016). On digits that does no harm; on faces with flat regions (the
-synthetic set, smooth skin and backgrounds) the discriminator learnt to spot the pattern within a hundred
-steps and the generator never got past coloured noise. ``"nearest"`` doubles the resolution by
-nearest-neighbour upsampling followed by a 3x3 convolution: no checkerboard, faces within 200 steps in
-the same test. Faces use it; digits keep ``"transpose"``, the setting their quality was measured with.
-Written as upsampling then convolution it costs 2.25x the multiply-adds of a transposed convolution, so
-it is computed as one (``NearestUpsampling``): the same function, with a 4x4 kernel folded from the 3x3
-one (every output pixel sees only 2x2 distinct input pixels), at the transposed convolution's cost.
-
-Conditioning (``num_classes > 0``), as in Mirza & Osindero's conditional GAN:
-- the generator concatenates the noise with a learned label embedding. The embedding starts small
-  (std ``EMBED_INIT_STD``) next to the N(0, I) noise: with unit-variance embeddings the generator found
-  the label alone enough and drew one image per digit within the first epoch (intra-class mode collapse);
-  starting weak it learns to use the noise first and the label's influence grows as it trains;
-- the discriminator sees the label as an extra image channel (a learned ``size x size`` map per class)
-  and also through a projection term (Miyato & Koyama, 2018), which makes the label hard to ignore.
-
-Attribute conditioning (``num_attributes > 0``, faces: CelebA's 40 binary attributes at once). The labels
-are a vector y (N, A) in [0, 1], read as s = 2y - 1 in [-1, 1], so every attribute pulls one way or the
-other and a value in between (a blend, for steering) lies on the line between the two; steering's label
-method may also go past them (``latent.steer``, ``reach``):
-- the generator concatenates the noise with a linear embedding of s, started as small as the class
-  embedding (std ``EMBED_INIT_STD`` over a vector of +-1s);
-- the discriminator's label plane and projection are sums over the attributes, each attribute with its own
-  plane and projection vector: the class conditioning above, with the one-hot label replaced by s. Every
-  attribute is checked on its own, so the generator cannot ignore the rare ones.
+The blocks and initialisation are Radford et al.'s (2016) and pytorch/examples' ``dcgan``, for any image
+size ``s * 2**k`` with ``4 <= s <= 7`` (28 for digits, 64 for faces). Conditioning follows Mirza &
+Osindero (label embedding into the generator) and Miyato & Koyama (label plane and projection in the
+discriminator); faces use nearest upsampling instead of transposed convolutions. Why each choice, and
+what it measured: docs/training-cgan.md and docs/training-gan.md.
 """
 
 from __future__ import annotations
-
-from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-EMBED_INIT_STD = 0.3  # generator label embedding at initialisation; see the module docstring
-UPSAMPLING = ("transpose", "nearest")
+from latentctl.models.configs import GANConfig, base_size, register
 
-@dataclass(frozen=True)
-class GANConfig:
-    """Everything needed to rebuild a generator/discriminator pair: ``Generator(config)``."""
-
-    latent_dim: int = 100
-    num_classes: int = 10  # 0 for an unconditional GAN
-    embed_dim: int = 50  # size of the label embedding given to the generator
-    num_attributes: int = 0  # > 0: conditioned on that many binary attributes instead (num_classes 0)
-    attribute_prior_size: int = 0  # attribute vectors of real faces the generator keeps, to draw new ones from
-    image_size: int = 28
-    channels: int = 1
-    gen_width: int = 64  # channels of the generator's last hidden block; doubled per block towards the input
-    disc_width: int = 64  # channels of the discriminator's first block; doubled per block towards the logit
-    upsample: str = "transpose"  # "transpose" (DCGAN) or "nearest" (upsample + 3x3 conv); see the docstring
-
-    def __post_init__(self) -> None:
-        base_size(self.image_size)  # raises on unsupported sizes
-        for name in ("latent_dim", "image_size", "channels", "gen_width", "disc_width"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.upsample not in UPSAMPLING:
-            raise ValueError(f"upsample must be one of {', '.join(UPSAMPLING)}, got {self.upsample!r}")
-        if self.num_classes < 0 or self.num_attributes < 0 or (self.conditional and self.embed_dim <= 0):
-            raise ValueError("num_classes and num_attributes must be >= 0, and embed_dim positive when conditional")
-        if self.num_classes > 0 and self.num_attributes > 0:
-            raise ValueError("a GAN is conditioned on classes or on attributes, not both")
-        if self.attribute_prior_size < 0 or (self.attribute_prior_size > 0) != (self.num_attributes > 0):
-            raise ValueError("attribute_prior_size must be > 0 exactly when num_attributes is")
-
-    @property
-    def conditional(self) -> bool:
-        return self.num_classes > 0 or self.num_attributes > 0
-
-    @property
-    def condition(self) -> str:
-        """What the GAN is conditioned on: "class", "attributes" or "none"."""
-        return "class" if self.num_classes > 0 else "attributes" if self.num_attributes > 0 else "none"
-
-    @property
-    def num_labels(self) -> int:
-        """How many label names the model has: its classes or its attributes (0 when unconditional)."""
-        return self.num_classes or self.num_attributes
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def base_size(image_size: int) -> tuple[int, int]:
-    """Return ``(s, k)`` with ``image_size == s * 2**k``, ``4 <= s <= 7``, ``k >= 1``."""
-    size, doublings = image_size, 0
-    while size > 7 and size % 2 == 0:
-        size, doublings = size // 2, doublings + 1
-    if not 4 <= size <= 7 or doublings < 1:
-        raise ValueError(f"image size {image_size} is not s * 2**k with 4 <= s <= 7 (e.g. 28, 32, 64, 128)")
-    return size, doublings
+EMBED_INIT_STD = 0.3  # generator label embedding at initialisation (small: see docs/training-cgan.md)
 
 
 def init_weights(module: nn.Module) -> None:
@@ -160,8 +75,11 @@ def fold_nearest_kernel(weight: torch.Tensor) -> torch.Tensor:
     return fold(fold(weight, 2), 3).transpose(0, 1)
 
 
+@register
 class Generator(nn.Module):
     """Maps noise (N, latent_dim) and labels (N,) to images (N, C, H, W) in [-1, 1]."""
+
+    config_class = GANConfig
 
     def __init__(self, config: GANConfig) -> None:
         super().__init__()
@@ -282,7 +200,8 @@ def label_table(config: GANConfig, width: int) -> nn.Module | None:
 
 
 def attribute_signs(attributes: torch.Tensor, num_attributes: int) -> torch.Tensor:
-    """Map attributes (N, A) in [0, 1] (1: has it) to 2y - 1 in [-1, 1], the form the networks read."""
+    """Map attributes (N, A) in [0, 1] (1: has it) to 2y - 1 in [-1, 1], the form the networks read: every
+    attribute pulls one way or the other, and a blend (steering) lies on the line between the two."""
     if attributes.ndim != 2 or attributes.shape[1] != num_attributes:
         raise ValueError(f"expected attributes of shape (N, {num_attributes}), got {tuple(attributes.shape)}")
     return attributes.float() * 2 - 1

@@ -1,100 +1,25 @@
 """The networks of the seed projects, rebuilt layer for layer so that their checkpoints load unchanged.
 
-latentctl grew out of the DCGAN notebooks of a GAN course (CelebA steering, conditional MNIST). People
-have ``.pth`` files from them; ``latentctl models import`` turns those into model folders of these
-architectures (see ``latentctl.seed_import``). They differ from ``latentctl.models.dcgan`` on purpose, and
-must keep differing: the weights only mean something in exactly this network.
-
-- The generator is a stack of transposed convolutions *with* biases and *without* padding, each followed
-  by BatchNorm and ReLU, the last by tanh. Kernel 3, stride 2 grows a map from s to 2s + 1, so the sizes
-  are odd until a last kernel-4 block lands on the image size: ``dcgan-64`` (the CelebA generator)
-  goes 1 -> 3 -> 7 -> 15 -> 31 -> 64, ``dcgan-28`` (the MNIST generators) 1 -> 3 -> 6 -> 13 -> 28.
-- A conditional generator reads the noise followed by a one-hot label, not a learned embedding.
-- The classifier (``classifier-64``) is four unpadded kernel-4 convolutions with biases: 64 -> 31 -> 14
-  -> 4 (stride 3) -> 1, BatchNorm and LeakyReLU(0.2) between them, one logit per attribute at the end.
-
-Module and parameter names (``gen.0.0.weight``, ``classifier.3.0.bias``) are the seed's, so its state
-dicts load without renaming. The interfaces are latentctl's: ``SeedGenerator`` is used like
-``dcgan.Generator`` (noise and labels in, images in [-1, 1] out), ``SeedClassifier`` like
-``classifier.AttributeClassifier`` (images in [-1, 1] in, logits out).
+``latentctl models import`` (latentctl.seed_import) turns the seed notebooks' ``.pth`` files into model
+folders of these architectures. They differ from models.dcgan on purpose, and must keep differing: the
+weights only mean something in exactly this network (unpadded layers with biases, one-hot labels; the
+layouts are in models.configs and docs/models.md). Module and parameter names (``gen.0.0.weight``) are
+the seed's, so its state dicts load without renaming; the interfaces are latentctl's: ``SeedGenerator``
+is used like ``dcgan.Generator``, ``SeedClassifier`` like ``classifier.AttributeClassifier``.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 from torch import nn
 
-GENERATOR_NAME = "seed-dcgan"  # architecture.name in config.json
-CLASSIFIER_NAME = "seed-classifier"
-
-# One (output width as a multiple of hidden_dim, 0 for the image's channels; kernel; stride) per layer
-GENERATOR_LAYOUTS: dict[str, tuple[tuple[int, int, int], ...]] = {
-    "dcgan-64": ((8, 3, 2), (4, 3, 2), (2, 3, 2), (1, 3, 2), (0, 4, 2)),  # 1 -> 3 -> 7 -> 15 -> 31 -> 64
-    "dcgan-28": ((4, 3, 2), (2, 4, 1), (1, 3, 2), (0, 4, 2)),  # 1 -> 3 -> 6 -> 13 -> 28
-}
-CLASSIFIER_LAYOUTS: dict[str, tuple[tuple[int, int, int], ...]] = {
-    "classifier-64": ((1, 4, 2), (2, 4, 2), (4, 4, 3), (0, 4, 2)),  # 64 -> 31 -> 14 -> 4 -> 1; 0: the logits
-}
-CLASSIFIER_IMAGE_SIZES = {"classifier-64": 64}  # what the seed trained it on
-
-
-def generator_output_size(layout: str) -> int:
-    """Return the image side a generator layout draws from a 1x1 input."""
-    size = 1
-    for _, kernel, stride in GENERATOR_LAYOUTS[layout]:
-        size = (size - 1) * stride + kernel
-    return size
-
-
-def classifier_output_size(layout: str, image_size: int) -> int:
-    """Return the side of the map a classifier layout leaves of an ``image_size`` input (1 when it fits)."""
-    size = image_size
-    for _, kernel, stride in CLASSIFIER_LAYOUTS[layout]:
-        size = (size - kernel) // stride + 1 if size >= kernel else 0
-    return size
-
-
-def _check_positive(config: object, names: tuple[str, ...]) -> None:
-    for name in names:
-        value = getattr(config, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-@dataclass(frozen=True)
-class SeedGeneratorConfig:
-    """Everything needed to rebuild a seed generator: ``SeedGenerator(config)``."""
-
-    layout: str = "dcgan-64"
-    latent_dim: int = 64
-    num_classes: int = 0  # > 0: a one-hot label follows the noise (the conditional MNIST notebook)
-    image_size: int = 64  # what the layout draws; recorded so that config.json says it
-    channels: int = 3
-    hidden_dim: int = 64  # the seed's hidden_dim: the width of the last hidden block
-
-    def __post_init__(self) -> None:
-        if self.layout not in GENERATOR_LAYOUTS:
-            raise ValueError(f"layout must be one of {', '.join(GENERATOR_LAYOUTS)}, got {self.layout!r}")
-        _check_positive(self, ("latent_dim", "image_size", "channels", "hidden_dim"))
-        if not isinstance(self.num_classes, int) or self.num_classes < 0:
-            raise ValueError(f"num_classes must be >= 0, got {self.num_classes!r}")
-        if self.image_size != generator_output_size(self.layout):
-            raise ValueError(f"the {self.layout} layout draws {generator_output_size(self.layout)}px images, "
-                             f"not {self.image_size}px")
-
-    @property
-    def conditional(self) -> bool:
-        return self.num_classes > 0
-
-    @property
-    def embed_dim(self) -> int:
-        """The size of the label input: the one-hot vector."""
-        return self.num_classes
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from latentctl.models.configs import (
+    CLASSIFIER_LAYOUTS,
+    GENERATOR_LAYOUTS,
+    SeedClassifierConfig,
+    SeedGeneratorConfig,
+    register,
+)
 
 
 class OneHot(nn.Module):
@@ -112,8 +37,11 @@ class OneHot(nn.Module):
         return self.weight[labels]
 
 
+@register
 class SeedGenerator(nn.Module):
     """Maps noise (N, latent_dim) and labels (N,) to images (N, C, H, W) in [-1, 1], like dcgan.Generator."""
+
+    config_class = SeedGeneratorConfig
 
     def __init__(self, config: SeedGeneratorConfig) -> None:
         super().__init__()
@@ -151,30 +79,11 @@ class SeedGenerator(nn.Module):
         return self.synthesize(noise, self.embed(labels))
 
 
-@dataclass(frozen=True)
-class SeedClassifierConfig:
-    """Everything needed to rebuild the seed attribute classifier: ``SeedClassifier(config)``."""
-
-    layout: str = "classifier-64"
-    image_size: int = 64
-    channels: int = 3
-    num_attributes: int = 40
-    hidden_dim: int = 64  # the seed's hidden_dim: the width of the first convolution
-
-    def __post_init__(self) -> None:
-        if self.layout not in CLASSIFIER_LAYOUTS:
-            raise ValueError(f"layout must be one of {', '.join(CLASSIFIER_LAYOUTS)}, got {self.layout!r}")
-        _check_positive(self, ("image_size", "channels", "num_attributes", "hidden_dim"))
-        if classifier_output_size(self.layout, self.image_size) != 1:
-            raise ValueError(f"the {self.layout} layout reads images whose side ends at 1 pixel (64), "
-                             f"not {self.image_size}px")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
+@register
 class SeedClassifier(nn.Module):
     """Maps images (N, C, S, S) in [-1, 1] to attribute logits (N, num_attributes), like AttributeClassifier."""
+
+    config_class = SeedClassifierConfig
 
     def __init__(self, config: SeedClassifierConfig) -> None:
         super().__init__()

@@ -266,8 +266,7 @@ class ClassifierTrainer(EpochLoop):
                                       "accuracy": _rounded(metrics["accuracy"]),
                                       "balanced_accuracy": _rounded(metrics["balanced_accuracy"])}}
         return store.ModelConfig(
-            kind=KIND, architecture={"name": "attribute-cnn", **self.config.to_dict()},
-            image_size=self.config.image_size, channels=channels, latent_dim=0, labels=list(self.data.names),
+            kind=KIND, network=self.config, labels=list(self.data.names),
             normalization={"mean": [0.5] * channels, "std": [0.5] * channels},
             training={"epochs": self.epoch, "steps": self.global_step,
                       "images_seen": self.global_step * self.options.batch_size,

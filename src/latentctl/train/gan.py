@@ -317,9 +317,7 @@ class GANTrainer(EpochLoop):
         labels = self.dataset.label_names if self.config.conditional else []
         last = self.epochs[-1] if self.epochs else {}
         return store.ModelConfig(
-            kind=self.kind, architecture={"name": "dcgan", **self.config.to_dict()},
-            image_size=self.config.image_size, channels=self.config.channels,
-            latent_dim=self.config.latent_dim, labels=labels,
+            kind=self.kind, network=self.config, labels=labels,
             normalization={"mean": [0.5] * self.config.channels, "std": [0.5] * self.config.channels},
             training={"epochs": self.epoch, "steps": self.global_step,
                       "images_seen": self.global_step * self.options.batch_size,
