@@ -12,8 +12,9 @@ from PIL import Image
 from latentctl.data.celeba import CELEBA_ATTRIBUTES, IMAGE_DIR
 from latentctl.data.prepare import ensure_prepared
 from latentctl.data.synth_faces import synth_faces
-from latentctl.evaluate import to_unit_range
-from latentctl.models.classifier import ClassifierConfig, predict_probabilities
+from latentctl.eval.reading import predict_probabilities
+from latentctl.images import to_unit_range
+from latentctl.models.classifier import ClassifierConfig
 from latentctl.store import load_model
 from latentctl.train.classifier import AttributeData, ClassifierOptions, ClassifierTrainer
 
