@@ -59,6 +59,16 @@ def test_images_are_prepared_exactly_as_the_training_images_were(cli, faces_root
     assert torch.tensor(found) == pytest.approx(expected, abs=1e-4)
 
 
+def test_classify_is_the_classify_command_as_one_call(cli, faces_root, classifier):
+    from latentctl.eval.reading import classify
+
+    paths = [face(faces_root, 0), face(faces_root, 1)]
+    result = cli("classify", *paths, "--classifier", classifier, "--top", "2", "--json")
+    read = classify(paths, classifier=classifier, top=2)
+    assert read.probabilities.shape == (2, len(CELEBA_ATTRIBUTES))
+    assert {"command": "classify", **read.to_json()} == json.loads(result.stdout)
+
+
 def test_the_table_has_an_attribute_per_row_and_an_image_per_column(cli, faces_root, classifier):
     result = cli("classify", face(faces_root, 0), face(faces_root, 1), "--classifier", classifier)
     assert result.exit_code == 0 and result.stdout == ""
