@@ -329,11 +329,12 @@ def latentctl_classifier(job: dict[str, Any], device: Any, sync) -> tuple[float,
 
 def data_pass(images: Any, order: Any, batch: int, device: Any, sync) -> float:
     """Images/s of cutting and normalising every batch of an epoch, the model left out."""
+    from latentctl.images import to_unit_range
     from latentctl.train.gan import batch_to
 
     started = time.perf_counter()
     for start in range(0, len(order) - batch + 1, batch):
-        batch_to(images[order[start:start + batch]], device).float().div_(127.5).sub_(1)
+        to_unit_range(batch_to(images[order[start:start + batch]], device))
     sync()
     return (len(order) // batch) * batch / (time.perf_counter() - started)
 

@@ -31,8 +31,9 @@ from latentctl.cli import demo
 from latentctl.data.prepare import ensure_prepared
 from latentctl.data.synth_digits import synth_digits
 from latentctl.data.synth_faces import synth_faces
-from latentctl.evaluate import conditional_accuracy, fit_digit_classifier, to_unit_range, within_label_diversity
-from latentctl.faces_eval import KEY_ATTRIBUTES, score_faces
+from latentctl.eval.digits import conditional_accuracy, fit_digit_classifier, within_label_diversity
+from latentctl.eval.faces import KEY_ATTRIBUTES, score_faces
+from latentctl.images import to_unit_range
 from latentctl.latent.sampling import generate, noise_for_seeds
 from latentctl.models.classifier import ClassifierConfig
 from latentctl.train import FACE_LR, FACE_R1, cgan, faces

@@ -12,8 +12,9 @@ from PIL import Image
 from latentctl.data.celeba import CELEBA_ATTRIBUTES, IMAGE_DIR
 from latentctl.data.prepare import ensure_prepared
 from latentctl.data.synth_faces import synth_faces
-from latentctl.evaluate import to_unit_range
-from latentctl.models.classifier import ClassifierConfig, predict_probabilities
+from latentctl.eval.reading import predict_probabilities
+from latentctl.images import to_unit_range
+from latentctl.models.classifier import ClassifierConfig
 from latentctl.store import load_model
 from latentctl.train.classifier import AttributeData, ClassifierOptions, ClassifierTrainer
 
@@ -56,6 +57,16 @@ def test_images_are_prepared_exactly_as_the_training_images_were(cli, faces_root
     result = cli("classify", *(face(faces_root, i) for i in range(3)), "--classifier", classifier, "--json")
     found = [list(image["probabilities"].values()) for image in json.loads(result.stdout)["images"]]
     assert torch.tensor(found) == pytest.approx(expected, abs=1e-4)
+
+
+def test_classify_is_the_classify_command_as_one_call(cli, faces_root, classifier):
+    from latentctl.eval.reading import classify
+
+    paths = [face(faces_root, 0), face(faces_root, 1)]
+    result = cli("classify", *paths, "--classifier", classifier, "--top", "2", "--json")
+    read = classify(paths, classifier=classifier, top=2)
+    assert read.probabilities.shape == (2, len(CELEBA_ATTRIBUTES))
+    assert {"command": "classify", **read.to_json()} == json.loads(result.stdout)
 
 
 def test_the_table_has_an_attribute_per_row_and_an_image_per_column(cli, faces_root, classifier):

@@ -126,6 +126,28 @@ def test_unknown_attribute_is_a_usage_error_with_a_suggestion(cli, models, tmp_p
     assert "Traceback" not in result.output
 
 
+def test_an_unknown_attribute_is_refused_before_any_model_is_looked_up(cli, tmp_path):
+    for flag in ("--to", "--away-from"):
+        result = cli("steer", "--model", tmp_path / "no-model", flag, "Mael", tmp_path / "x.png")
+        assert result.exit_code == 2 and "did you mean Male" in result.output and "no model" not in result.output
+
+
+def test_steer_faces_is_the_steer_command_as_one_call(cli, models, tmp_path):
+    from latentctl.latent.session import SteerOptions, steer_faces
+
+    result = cli(*steer_args(models, "--to", "Smiling", "--away-from", "Eyeglasses", "--n", 2, "--frames", 3,
+                             "--json", tmp_path / "cli.png"))
+    assert result.exit_code == 0, result.output
+    options = SteerOptions(steps=8, n=2, frames=3)
+    report = steer_faces(model=models["gan"], classifier=models["classifier"], device="cpu", to=["Smiling"],
+                         away_from=["Eyeglasses"], out=tmp_path / "lib.png", options=options)
+    assert report.images.shape == (2, 3, 3, SIZE, SIZE)
+    document = json.loads(result.stdout)
+    assert document.pop("command") == "steer"
+    assert {**report.to_json(), "output": None} == {**document, "output": None}  # the files differ, nothing else
+    assert (tmp_path / "lib.png").read_bytes() == (tmp_path / "cli.png").read_bytes()
+
+
 def test_an_attribute_both_towards_and_away_is_refused(cli, models, tmp_path):
     result = cli(*steer_args(models, "--to", "Male", "--away-from", "male", tmp_path / "x.png"))
     assert result.exit_code == 2 and "both" in result.output

@@ -14,14 +14,9 @@ from latentctl.data.celeba import CELEBA_ATTRIBUTES
 from latentctl.data.prepare import ensure_prepared
 from latentctl.data.synth_faces import split_counts, synth_faces
 from latentctl.errors import LatentctlError
+from latentctl.eval.metrics import attribute_metrics, evaluate_classifier
 from latentctl.models.classifier import AttributeClassifier, ClassifierConfig
-from latentctl.train.classifier import (
-    AttributeData,
-    ClassifierOptions,
-    ClassifierTrainer,
-    attribute_metrics,
-    evaluate_classifier,
-)
+from latentctl.train.classifier import AttributeData, ClassifierOptions, ClassifierTrainer
 
 TINY_FLAGS = ("--size", "32", "--width", "8", "--batch-size", "32")
 TINY = ClassifierConfig(image_size=32, width=8)

@@ -20,16 +20,12 @@ import torch
 
 from conftest import TINY, random_digits
 from latentctl.errors import LatentctlError
+from latentctl.eval.metrics import evaluate_classifier
+from latentctl.eval.reading import predict_present
 from latentctl.models.classifier import ClassifierConfig
 from latentctl.train import classifier as classifier_module
 from latentctl.train import distributed
-from latentctl.train.classifier import (
-    AttributeData,
-    ClassifierOptions,
-    ClassifierTrainer,
-    evaluate_classifier,
-    predict_present,
-)
+from latentctl.train.classifier import AttributeData, ClassifierOptions, ClassifierTrainer
 from latentctl.train.gan import GANTrainer, TrainOptions
 
 RANK = int(os.environ.get("RANK", "0"))

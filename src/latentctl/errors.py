@@ -18,6 +18,17 @@ class LatentctlError(Exception):
         return self.message if self.hint is None else f"{self.message} (hint: {self.hint})"
 
 
+class UsageError(LatentctlError):
+    """Options that do not go together, or a value a model cannot take, found by the library.
+
+    The CLI reports it as Typer reports a bad flag: ``Invalid value for OPTION: <message>``, exit code 2.
+    """
+
+    def __init__(self, message: str, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
+
+
 def first_line(error: BaseException, limit: int = 200) -> str:
     """The first line of an exception's message (its type's name if it has none), at most ``limit`` characters:
     what a one-line error quotes of a library's multi-line one."""

@@ -1,4 +1,5 @@
-"""Image output: grids, strips, animated GIFs and a small loss plot, all written atomically."""
+"""Pixels in and out: uint8 images to [-1, 1], and grids, strips, animated GIFs and small plots, all written
+atomically."""
 
 from __future__ import annotations
 
@@ -11,6 +12,12 @@ from PIL import Image, ImageDraw, ImageFont
 
 from latentctl.errors import LatentctlError
 from latentctl.files import atomic_path
+
+
+def to_unit_range(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images (N, C, H, W) -> float32 in [-1, 1], the range generators draw and classifiers read: the one
+    place pixels are normalised (``x / 127.5 - 1``); a new tensor, whatever ``images`` is."""
+    return images.to(torch.float32, copy=True).div_(127.5).sub_(1)
 
 
 def to_pil(images: torch.Tensor, nrow: int, padding: int = 2, scale: int = 1) -> Image.Image:

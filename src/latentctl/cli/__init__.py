@@ -16,7 +16,7 @@ from typer.core import TyperGroup
 
 from latentctl import __version__
 from latentctl.console import print_error, stderr
-from latentctl.errors import LatentctlError
+from latentctl.errors import LatentctlError, UsageError
 
 EXIT_INTERRUPTED = 130
 
@@ -31,6 +31,8 @@ class _Root(TyperGroup):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except UsageError as error:  # the library's word for a bad flag: what Typer says of one, exit 2
+            raise typer.BadParameter(error.message, param_hint=error.option) from None
         except LatentctlError as error:
             if _debug(ctx):
                 raise

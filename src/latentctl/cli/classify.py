@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from latentctl import console, lookup
-from latentctl.cli.options import Device, Json
+from latentctl import console
+from latentctl.cli.options import Classifier, Device, Json
 
 COLUMNS_PER_TABLE = 6  # images side by side; more are printed as further tables
 
@@ -18,16 +18,13 @@ def register(app: typer.Typer) -> None:
 
 
 def classify(
-    images: Annotated[list[Path], typer.Argument(help="Face images of any size (JPEG, PNG, ...); each is cropped "
-                                                 "and resized as the classifier's training images were.",
-                                                 show_default=False)],
-    classifier: Annotated[Path | None, typer.Option("--classifier", help="Classifier folder, a name from "
-                                                    "'latentctl models list', or a Hub repo user/repo[@rev] "
-                                                    "[default: classifier-celeba].")] = None,
+    images: Annotated[list[Path], typer.Argument(show_default=False, help="Face images of any size (JPEG, PNG, "
+                                                 "...); each is cropped and resized as the classifier's training "
+                                                 "images were.")],
+    classifier: Classifier = None,
     top: Annotated[int | None, typer.Option("--top", min=1, help="Show only each image's K most likely "
                                             "attributes [default: all].")] = None,
-    device: Device = "auto",
-    json_output: Json = False,
+    device: Device = "auto", json_output: Json = False,
 ) -> None:
     """Print the probability of each of CelebA's 40 attributes for each image.
 
@@ -40,30 +37,16 @@ def classify(
         latentctl classify *.png --top 5
         latentctl classify face.jpg --json | jq '.images[0].probabilities.Smiling'
     """
-    from latentctl.device import resolve_device
-    from latentctl.store import load_model
-    from latentctl.train.classifier import classify_images
+    from latentctl.eval.reading import classify as read_images
 
-    model_dir = lookup.resolve_model(classifier, "classifier-celeba")
-    model, config = load_model(model_dir, "classifier", resolve_device(device), option="--classifier")
-    probabilities = classify_images(model, config, images).tolist()  # (N, A)
-    results = []
-    for path, row in zip(images, probabilities, strict=True):
-        result = {"path": str(path), "probabilities": {name: round(p, 4) for name, p in zip(config.labels, row,
-                                                                                            strict=True)}}
-        if top is not None:
-            result["top"] = sorted(config.labels, key=lambda name: -result["probabilities"][name])[:top]
-        results.append(result)
+    read = read_images(images, classifier=classifier, device=device, top=top)
     if json_output:
-        console.emit_json({"command": "classify", "classifier": str(model_dir), "images": results})
+        console.emit_json({"command": "classify", **read.to_json()})
         return
-    shown = [name for name in config.labels if top is None or any(name in result["top"] for result in results)]
+    results = read.images()
     for start in range(0, len(results), COLUMNS_PER_TABLE):
-        part = results[start:start + COLUMNS_PER_TABLE]
-        rows = [[name, *(_cell(result["probabilities"][name]) for result in part)] for name in shown]
-        console.print_table("" if start else f"attribute probabilities ({model_dir})",
-                            ["attribute", *(Path(result["path"]).name for result in part)], rows)
-
-
-def _cell(probability: float) -> str:
-    return f"[bold]{probability:.2f}[/]" if probability >= 0.5 else f"{probability:.2f}"
+        part = [result["probabilities"] for result in results[start:start + COLUMNS_PER_TABLE]]
+        console.print_table("" if start else f"attribute probabilities ({read.classifier_dir})",
+                            ["attribute", *(path.name for path in read.paths[start:start + COLUMNS_PER_TABLE])],
+                            [[name, *(f"[bold]{row[name]:.2f}[/]" if row[name] >= 0.5 else f"{row[name]:.2f}"
+                                      for row in part)] for name in read.shown()])

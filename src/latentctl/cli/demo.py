@@ -109,7 +109,8 @@ def _digits(out: Path, epochs: int, seed: int, torch_device: Any) -> tuple[dict[
     from latentctl import images as image_io
     from latentctl.cli.train import run_training
     from latentctl.data.synth_digits import synth_digits
-    from latentctl.evaluate import conditional_accuracy, fit_digit_classifier, to_unit_range, within_label_diversity
+    from latentctl.eval.digits import conditional_accuracy, fit_digit_classifier, within_label_diversity
+    from latentctl.images import to_unit_range
     from latentctl.latent.sampling import generate, interpolation_walks, noise_for_seeds
     from latentctl.store import load_model
     from latentctl.train.cgan import default_config, load_digits
@@ -163,7 +164,7 @@ def _faces(out: Path, epochs: int, seed: int, torch_device: Any) -> tuple[dict[s
     from latentctl.cli.train import _ClassifierDisplay, run_training
     from latentctl.data.prepare import ensure_prepared
     from latentctl.data.synth_faces import synth_faces
-    from latentctl.faces_eval import score_faces
+    from latentctl.eval.faces import score_faces
     from latentctl.latent.sampling import generate, interpolation_walks, noise_for_seeds
     from latentctl.latent.steer import SteerSettings, Target, steer
     from latentctl.models.classifier import ClassifierConfig

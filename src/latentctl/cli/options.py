@@ -26,3 +26,42 @@ DataRoot = Annotated[Path | None, typer.Option("--root", "--data-root",
                                                help="Dataset folder [default: $LATENTCTL_HOME/data/ followed by "
                                                "the dataset name].",
                                                file_okay=False)]
+
+# steering, shared by `steer` and `eval steer`
+FaceModel = Annotated[Path | None, typer.Option("--model", help="Face GAN folder, a name from 'latentctl models "
+                                                "list', or a Hub repo user/repo[@rev] [default: gan-celeba].")]
+Classifier = Annotated[Path | None, typer.Option("--classifier", help="Attribute classifier: folder, registered "
+                                                 "name or user/repo[@rev] [default: classifier-celeba].")]
+Steps = Annotated[int, typer.Option("--steps", min=1, max=1000, rich_help_panel="Steering",
+                                    help="Moves from the first frame to the last.")]
+Strength = Annotated[float, typer.Option("--strength", min=0.01, max=100.0, rich_help_panel="Steering",
+                                         help="Distance travelled in latent space over all steps (a latent has norm "
+                                         "~sqrt(latent size)).")]
+KeepOthers = Annotated[float, typer.Option("--keep-others", min=0.0, rich_help_panel="Steering", help="Weight of "
+                                           "keeping every other attribute where it was (disentanglement); 0 turns it "
+                                           "off. With --method direction, any value > 0 projects their directions "
+                                           "out; on a model trained with --condition attributes it also holds their "
+                                           "inputs, which with 0 follow the targets as the data correlates them.")]
+Views = Annotated[int, typer.Option("--views", min=1, max=16, rich_help_panel="Steering", help="Faces the gradient "
+                                    "method reads per face and step: the face and views-1 drawn from nearby latents, "
+                                    "whose average it follows (harder to fool; each view costs a generator pass). "
+                                    "1: the face alone, fastest.")]
+
+
+def _check_until(value: float | None) -> float | None:
+    if value is not None and not 0.5 < value < 1:
+        raise typer.BadParameter("must be a probability above 0.5 and below 1, such as 0.9")
+    return value
+
+
+Until = Annotated[float | None, typer.Option("--until", callback=_check_until, rich_help_panel="Steering",
+                                             help="Stop a face once every target's probability is past P (below "
+                                             "1-P for --away-from).")]
+Reach = Annotated[float, typer.Option("--reach", min=1.0, max=4.0, rich_help_panel="Steering", help="A model trained "
+                                      "with --condition attributes: how far the targets' inputs turn (label and "
+                                      "gradient), 1 being the other value; up to 4 pushes them past what training "
+                                      "showed, for attributes the generator draws faintly (with --until, each face "
+                                      "stops when it is read).")]
+Samples = Annotated[int, typer.Option("--samples", min=100, max=1_000_000, rich_help_panel="Steering", help="Faces "
+                                      "sampled to fit the attribute directions (--method direction; fitted once per "
+                                      "generator and classifier, then cached).")]

@@ -1,14 +1,16 @@
-"""Attribute names as users type them, and the generator/classifier pairing that steering needs."""
+"""Attribute names as users type them (and the ``attributes`` listing), the generator/classifier pairing that
+steering needs, and the attribute inputs of a generator conditioned on them."""
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from latentctl import paths, store
-from latentctl.errors import LatentctlError
+from latentctl import console, paths, store
+from latentctl.errors import LatentctlError, UsageError
 
 if TYPE_CHECKING:
     import torch
@@ -35,6 +37,47 @@ def match_attribute(name: str, names: list[str], listing: str = "'latentctl attr
     raise LatentctlError(f"unknown attribute {name!r}",
                          hint=f"{suggestion}{listing} all {len(names)}: "
                               f"{', '.join(names[:6])}, ...")
+
+
+def resolve_attributes(values: Sequence[str], names: list[str], option: str) -> list[str]:
+    """Return the attribute of ``names`` each of ``values`` means; an unknown one is a UsageError of ``option``
+    that suggests the closest names."""
+    try:
+        return [match_attribute(value, names) for value in values]
+    except LatentctlError as error:
+        raise UsageError(f"{error.message}; {error.hint}", option) from None
+
+
+@dataclass
+class AttributeListing:
+    """The attributes steering and classification know: a classifier's, with the share of its training faces
+    that have each and how well it reads each on the validation split, or CelebA's names without one."""
+
+    classifier_dir: Path | None  # None: no classifier trained yet
+    rows: list[dict[str, Any]]  # {"name": ..., "base_rate"?: ..., "balanced_accuracy"?: ...}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"classifier": None if self.classifier_dir is None else str(self.classifier_dir),
+                "attributes": self.rows}
+
+
+def list_attributes(classifier: str | Path | None = None) -> AttributeListing:
+    """Return the attributes of ``classifier`` (a folder, registered name or Hub repo; default
+    ``classifier-celeba``), or CelebA's 40 names when none was given and the default is not trained yet."""
+    from latentctl import lookup
+    from latentctl.data.celeba import CELEBA_ATTRIBUTES
+
+    classifier_dir = lookup.resolve_model(classifier, "classifier-celeba")
+    if classifier is None and not classifier_dir.exists():
+        console.info("no classifier trained yet: CelebA's attribute names "
+                     "(train one with 'latentctl train classifier' for base rates)")
+        return AttributeListing(None, [{"name": name} for name in CELEBA_ATTRIBUTES])
+    config = store.read_config(classifier_dir, "classifier", option="--classifier")
+    rates = config.training.get("base_rates") or {}
+    balanced = config.training.get("validation", {}).get("balanced_accuracy", {})
+    return AttributeListing(classifier_dir, [{"name": name, **({"base_rate": rates[name]} if name in rates else {}),
+                                              **({"balanced_accuracy": balanced[name]} if name in balanced else {})}
+                                             for name in config.labels])
 
 
 def check_pair(generator_config: store.ModelConfig, classifier_config: store.ModelConfig, generator_dir: Path,

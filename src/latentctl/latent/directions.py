@@ -1,23 +1,13 @@
-"""Attribute directions in latent space: one linear boundary per attribute, fitted to classifier readings.
+"""Attribute directions in latent space: one linear boundary per attribute, fitted to classifier readings of
+generated faces (InterFaceGAN, Shen et al., 2020), and their cache.
 
-InterFaceGAN (Shen et al., 2020) found that a GAN's latent space separates a binary attribute by a
-hyperplane, so its unit normal is a direction that adds the attribute. Here the normal is the difference
-between the mean latent of the ``samples`` generated faces the classifier reads as having the attribute and
-the mean latent of the others, and the boundary lies halfway between the two means: closed form,
-deterministic and a second on a CPU, where the paper trains a linear SVM on the most confident faces. Latents
-are N(0, I), so this is the linear discriminant of the two classes, which like the SVM separates faces
-with the attribute from faces without it. A regression of the classifier's logit on the latent (what
-latentctl fitted before, and still fits for an attribute with fewer than ``MIN_CLASS`` faces on either side)
-follows whatever moves the logit most across all faces, and for a rare attribute that is the variation among
-the faces without it: on the demo's GAN its glasses normal turned the steering classifier's reading but not
-an independent judge's (12% of faces against 100% with the class means; docs/steering.md).
-Each direction comes with its quality: how often the hyperplane alone agrees with the classifier on
-held-out faces (balanced accuracy). An attribute the generator never varies, or the classifier cannot read,
-gets a poor one, and is not used to condition other moves.
-
-Conditional manipulation (the paper's disentanglement): moving along ``n_target - P n_target``, where
-``P`` projects onto the span of the directions of the attributes to keep, changes the target without
-moving, to first order, any of the kept attributes' logits.
+A boundary's normal runs from the mean latent of the faces the classifier reads as not having the attribute
+to the mean of those it reads as having it, the hyperplane halfway: the classes' linear discriminant (latents
+are N(0, I)), closed form, deterministic and a second on a CPU. An attribute with fewer than ``MIN_CLASS``
+faces on a side gets a ridge regression of its logit instead. Each direction comes with its held-out
+agreement with the classifier; poor ones are not used to condition other moves. Conditional manipulation
+moves along ``n_target - P n_target``, ``P`` projecting onto the kept attributes' directions, which leaves
+their logits unchanged to first order. docs/steering.md ("The direction method") says why, with measurements.
 """
 
 from __future__ import annotations

@@ -1,46 +1,26 @@
-"""Attribute steering: move latents so that a frozen classifier reads more (or less) of some attributes in
-the faces a frozen generator draws, while the other attributes stay where they were.
+"""Attribute steering: move latents so that a frozen classifier reads more (or less) of some attributes in the
+faces a frozen generator draws, while the other attributes stay where they were. docs/steering.md explains
+each term and measures it.
 
-Both methods walk ``steps`` moves of equal length ``strength / steps`` in latent space and keep ``frames``
-evenly spaced snapshots; a face stops moving once every target is past ``until`` (when given):
+Every method walks ``steps`` moves of equal length ``strength / steps`` (normalised, so ``strength`` is a
+latent distance whatever the scale of the logits) and keeps ``frames`` evenly spaced snapshots; with
+``until`` a face stops once every target is past it.
 
-- ``gradient`` (the seed project's method, finished): each move follows the normalised gradient, through the
-  classifier and the generator, of
+- ``gradient``: each move follows the normalised gradient, through the classifier and the generator, of
 
       sum_t s_t * logit_t(z)                                   reach the targets (s_t = +1 towards, -1 away)
       - keep_others * mean_k (logit_k(z) - logit_k(z_0))^2     leave every other attribute where it started
       - prior * (|z| - |z_0|)^2                                stay on the Gaussian shell the generator knows
 
-  The seed only had the first term, so pushing towards Male also pushed towards beards: the classifier's
-  attributes are correlated in the data, hence in its gradients. The second term is the disentanglement
-  step: once an attribute starts to drift, its gradient pulls the move back along its own direction. The
-  third keeps the latent at its starting radius: Gaussian latents of dimension D live near radius sqrt(D),
-  and far from it the generator draws garbage that a classifier may still read as anything. The logits
-  are read from ``views`` faces, drawn from z and from latents around it, and averaged (see
-  ``smoothed_logits``), so the moves follow what those faces share, not one image's quirks.
-- ``direction`` (InterFaceGAN-style, Shen et al., 2020): one fixed unit direction per attribute in latent
-  space, the normal of a linear boundary fitted once to classifier readings of sampled faces (see
-  ``latent.directions``). Disentanglement is conditional manipulation: the target direction minus its
-  projection on the directions of the attributes to keep. Moves cost no gradient, so it is instant once the
-  directions are fitted.
-
-Moves are normalised, so ``strength`` is the distance travelled in latent units (each coordinate of a
-latent has unit variance) whatever the scale of the classifier's logits.
-
-A generator conditioned on attributes (``train gan --condition attributes``) is given ``attributes``: each
-face's starting attribute vector and the one it steers to (``latent.attributes.turned_attributes``: the
-targets turned, possibly past the trained value, and the other inputs held, or following the targets as
-the data correlates them). Its attribute input moves in a straight line from one to the other while the
-face turns, face i after k turns drawn with ``start + (k / steps) * (end - start)``:
-
-- ``label`` moves that input alone, the noise fixed: the generator itself says what the attribute looks
-  like, so there is no classifier gradient to fool. With ``until`` each face stops turning where the
-  classifier reads enough, so a clear attribute is not pushed further than it needs;
-- ``gradient`` turns it the same way and also moves the noise along the gradient above, read at the input
-  turned all the way (where the walk ends): the noise carries a face the rest of the way where the input
-  alone does not show the attribute clearly. With ``until``, the noise stops once that reading is past
-  it, and the input once the face as drawn is. Keep-others holds the other attributes where the starting
-  face had them.
+  read from ``views`` faces around z (``smoothed_logits``), so it follows what they share, not one image's
+  quirks that only the steering classifier responds to.
+- ``direction`` (InterFaceGAN): one fixed direction per attribute (``latent.directions``), with the kept
+  attributes' directions projected out; instant once fitted.
+- ``label``, on a generator conditioned on attributes: the attribute input moves in a straight line from
+  each face's start vector to its end one (``latent.attributes.turned_attributes``), the noise fixed, so
+  there is no classifier gradient to fool. ``gradient`` on such a generator turns the input the same way and
+  also moves the noise along the gradient read at the input turned all the way, carrying a face the rest of
+  the way where the input alone does not show the attribute.
 """
 
 from __future__ import annotations
@@ -52,7 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
-from latentctl.latent import DEFAULT_KEEP_OTHERS, DEFAULT_STRENGTH, DEFAULT_VIEWS
+from latentctl.latent import DEFAULT_FRAMES, DEFAULT_KEEP_OTHERS, DEFAULT_STEPS, DEFAULT_STRENGTH, DEFAULT_VIEWS
 
 METHODS = ("gradient", "direction", "label")
 
@@ -71,12 +51,12 @@ class SteerSettings:
     """How far and how carefully to move; see the module docstring."""
 
     method: str = "gradient"
-    steps: int = 40
+    steps: int = DEFAULT_STEPS
     strength: float = DEFAULT_STRENGTH  # latent distance travelled over all steps
     keep_others: float = DEFAULT_KEEP_OTHERS  # weight of the keep-the-others term (gradient); > 0 projects (direction)
     prior: float = 1.0  # weight of the stay-on-the-shell term (gradient)
     until: float | None = None  # stop a face once every target's probability is past this
-    frames: int = 8
+    frames: int = DEFAULT_FRAMES
     views: int = DEFAULT_VIEWS  # faces the classifier reads per face and step (gradient); 1: the face alone
     smoothing: float = 0.5  # standard deviation of the latent noise that makes the other views
     seed: int = 0  # of that noise

@@ -73,20 +73,3 @@ class AttributeClassifier(nn.Module):
             return
         self.head.bias.copy_(torch.logit(rates.float().clamp(1e-3, 1 - 1e-3)).to(self.head.bias.device))
 
-
-@torch.no_grad()
-def predict_probabilities(model: AttributeClassifier, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Return the attribute probabilities (N, A) on the CPU of images (N, C, S, S) in [-1, 1].
-
-    Runs in eval mode on the model's device, in batches; the model's mode is restored afterwards. For
-    gradients (steering), call the model itself: ``torch.sigmoid(model.eval()(images))``.
-    """
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    try:
-        parts = [torch.sigmoid(model(images[start:start + batch_size].to(device))).cpu()
-                 for start in range(0, images.shape[0], batch_size)]
-    finally:
-        model.train(was_training)
-    return torch.cat(parts) if parts else torch.empty(0, model.config.num_attributes)

@@ -1,4 +1,4 @@
-"""Training the attribute classifier on the prepared CelebA cache (real or synthetic), and using it.
+"""Training the attribute classifier on the prepared CelebA cache (real or synthetic).
 
 The loop keeps the GAN loop's conventions (``latentctl.train.gan``), for the same reasons:
 - the images sit on the device as uint8 (when they fit in half its free memory) and each batch is
@@ -26,20 +26,21 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.nn import functional as F
 
 from latentctl import files, store
-from latentctl.data.prepare import DEFAULT_CROP, PreparedCelebA, crop_and_resize, resize_then_crop
+from latentctl.data.prepare import PreparedCelebA
 from latentctl.errors import LatentctlError
-from latentctl.evaluate import to_unit_range
-from latentctl.models.classifier import AttributeClassifier, ClassifierConfig, predict_probabilities
+from latentctl.eval.metrics import attribute_counts, metrics_from_counts, require_images
+from latentctl.eval.reading import as_tensor, predict_present
+from latentctl.images import to_unit_range
+from latentctl.models.classifier import AttributeClassifier, ClassifierConfig
 from latentctl.train import speed
 from latentctl.train.distributed import SINGLE, Distributed
 from latentctl.train.gan import batch_to, place_images
@@ -174,7 +175,7 @@ class ClassifierTrainer(EpochLoop):
 
     @property
     def metrics(self) -> dict[str, Any] | None:
-        """The validation metrics after the last completed epoch (see :func:`evaluate_classifier`)."""
+        """The validation metrics after the last completed epoch (see ``eval.metrics.evaluate_classifier``)."""
         return self.epochs[-1]["validation"] if self.epochs else None
 
     # ------------------------------------------------------------------------------------------ one step
@@ -239,17 +240,17 @@ class ClassifierTrainer(EpochLoop):
                                      seconds)
 
     def validate(self) -> dict[str, Any]:
-        """Return the validation metrics of the model as it is (see :func:`evaluate_classifier`).
+        """Return the validation metrics of the model as it is (see ``eval.metrics.evaluate_classifier``).
 
         With several processes each reads its own share of the split and the counts are summed, so every
         rank gets the numbers one process would compute on the whole split, in 1/world_size of the time."""
         count, ranks = self.val_images.shape[0], self.dist.world_size
-        _check_not_empty(count)
+        require_images(count)
         self.dist.sync_buffers(self.model)  # every rank evaluates rank 0's model
         start, end = self.dist.rank * count // ranks, (self.dist.rank + 1) * count // ranks
         predicted = (predict_present(self.model, self.val_images[start:end], EVAL_BATCH) if end > start
                      else torch.zeros(0, len(self.data.names), dtype=torch.bool))  # fewer images than ranks
-        counts = attribute_counts(predicted, _tensor(self.data.val_attributes[start:end]).cpu().bool())
+        counts = attribute_counts(predicted, as_tensor(self.data.val_attributes[start:end]).cpu().bool())
         return metrics_from_counts(self.dist.sum(counts), self.data.names)
 
     # ------------------------------------------------------------------------------------------ outputs
@@ -362,127 +363,7 @@ def _read_state(out_dir: Path) -> dict[str, Any]:
     return state
 
 
-# ---------------------------------------------------------------------------------------------- metrics
-
-@torch.no_grad()
-def evaluate_classifier(model: AttributeClassifier, images_uint8: torch.Tensor | np.ndarray,
-                        attributes: torch.Tensor | np.ndarray, batch_size: int = EVAL_BATCH,
-                        names: Sequence[str] | None = None) -> dict[str, Any]:
-    """Return per-attribute and mean accuracy and balanced accuracy of ``model`` on uint8 images (N, C, S, S)
-    with true attributes (N, A) in {0, 1}; an attribute is predicted present when its probability is > 0.5.
-
-    The result: ``{"images": N, "accuracy": {name: a}, "balanced_accuracy": {name: b}, "positives":
-    {name: count}, "mean_accuracy": ..., "mean_balanced_accuracy": ...}``, named by ``names`` (default:
-    "0", "1", ...). Runs in eval mode, in batches on the model's device; the model's mode is restored.
-    """
-    _check_not_empty(len(images_uint8))
-    predicted = predict_present(model, images_uint8, batch_size)
-    return attribute_metrics(predicted, _tensor(attributes).cpu().bool(), names)
-
-
-def _check_not_empty(count: int) -> None:
-    if count == 0:
-        raise LatentctlError("there are no images to evaluate the classifier on",
-                             hint="the validation split is empty: check the dataset's partition file")
-
-
-def predict_present(model: AttributeClassifier, images_uint8: torch.Tensor | np.ndarray,
-                    batch_size: int = EVAL_BATCH) -> torch.Tensor:
-    """Return which attributes ``model`` reads as present (probability > 0.5) in uint8 images (N, C, S, S):
-    bool (N, A) on the CPU. Runs in eval mode, in batches on the model's device; the model's mode is restored."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    try:
-        with torch.inference_mode():
-            return torch.cat([model(to_unit_range(_tensor(images_uint8[start:start + batch_size]).to(device))) > 0
-                              for start in range(0, len(images_uint8), batch_size)]).cpu()
-    finally:
-        model.train(was_training)
-
-
-def attribute_metrics(predicted: torch.Tensor, truth: torch.Tensor,
-                      names: Sequence[str] | None = None) -> dict[str, Any]:
-    """Return accuracy and balanced accuracy per attribute of boolean predictions (N, A) against truth (N, A).
-
-    Balanced accuracy is the mean of the true-positive rate and the true-negative rate. When one of the
-    two classes is absent (no image has the attribute, or every one has it) its rate is undefined, and the
-    balanced accuracy is the rate of the class present, which then equals the accuracy.
-    """
-    return metrics_from_counts(attribute_counts(predicted, truth), names)
-
-
-def attribute_counts(predicted: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    """Return int64 (4, A): per attribute, the true positives, true negatives, positives and negatives of
-    boolean predictions (N, A) against truth (N, A). Counts of parts of a set add up to the whole set's."""
-    correct = predicted == truth
-    return torch.stack([(correct & truth).sum(0), (correct & ~truth).sum(0), truth.sum(0), (~truth).sum(0)])
-
-
-def metrics_from_counts(counts: torch.Tensor, names: Sequence[str] | None = None) -> dict[str, Any]:
-    """Return the metrics of :func:`attribute_metrics` from :func:`attribute_counts`'s (4, A) counts."""
-    names = list(names) if names is not None else [str(i) for i in range(counts.shape[1])]
-    true_positives, true_negatives, positives, negatives = counts.cpu().unbind(0)
-    images = int((positives + negatives)[0]) if counts.shape[1] else 0
-    true_positive_rate = true_positives / positives.clamp(min=1)
-    true_negative_rate = true_negatives / negatives.clamp(min=1)
-    balanced = torch.where(positives == 0, true_negative_rate,
-                           torch.where(negatives == 0, true_positive_rate,
-                                       (true_positive_rate + true_negative_rate) / 2))
-    accuracy = (true_positives + true_negatives).float() / max(images, 1)
-    return {"images": images,
-            "accuracy": dict(zip(names, accuracy.tolist(), strict=True)),
-            "balanced_accuracy": dict(zip(names, balanced.tolist(), strict=True)),
-            "positives": dict(zip(names, positives.tolist(), strict=True)),
-            "mean_accuracy": accuracy.mean().item(), "mean_balanced_accuracy": balanced.mean().item()}
-
-
-# ----------------------------------------------------------------------------------- using a trained one
-
-def classifier_preprocessing(config: store.ModelConfig) -> tuple[int, int, str]:
-    """Return the (size, crop, resize) a classifier's images must be prepared with, as recorded in its config.
-
-    ``resize`` is "lanczos" (crop, then resize: latentctl's cache) or "bilinear" (torchvision's Resize then
-    CenterCrop: the seed notebooks' classifiers, see ``latentctl models import``)."""
-    recorded = config.training.get("preprocessing", {})
-    recorded = recorded if isinstance(recorded, dict) else {}
-    resize = "bilinear" if recorded.get("resize") == "bilinear" else "lanczos"
-    return config.image_size, int(recorded.get("crop", DEFAULT_CROP)), resize
-
-
-def read_face_images(paths: Sequence[Path], size: int, crop: int, resize: str = "lanczos") -> torch.Tensor:
-    """Return image files as the training data was prepared: uint8 (N, 3, size, size), center-cropped to
-    ``crop`` (in CelebA's 178-pixel-wide frame) and resized; with ``resize="bilinear"``, as torchvision's
-    Resize + CenterCrop do it. A missing or unreadable file is a LatentctlError."""
-    from PIL import Image, UnidentifiedImageError
-
-    pictures = []
-    for path in paths:
-        if not Path(path).is_file():
-            raise LatentctlError(f"{path} does not exist" if not Path(path).exists() else f"{path} is not a file",
-                                 hint="give paths of image files (JPEG, PNG, ...)")
-        try:
-            with Image.open(path) as image:
-                picture = resize_then_crop(image, size) if resize == "bilinear" else crop_and_resize(image, size, crop)
-        except (UnidentifiedImageError, OSError, ValueError) as error:
-            raise LatentctlError(f"cannot read {path} as an image ({error})",
-                                 hint="give paths of image files (JPEG, PNG, ...)") from None
-        pictures.append(torch.from_numpy(np.asarray(picture).transpose(2, 0, 1).copy()))
-    return torch.stack(pictures) if pictures else torch.empty(0, 3, size, size, dtype=torch.uint8)
-
-
-def classify_images(model: AttributeClassifier, config: store.ModelConfig, paths: Sequence[Path]) -> torch.Tensor:
-    """Return the attribute probabilities (N, A) of image files, preprocessed as ``config`` records."""
-    size, crop, resize = classifier_preprocessing(config)
-    return predict_probabilities(model, to_unit_range(read_face_images(paths, size, crop, resize)))
-
-
 # ------------------------------------------------------------------------------------------------ helpers
-
-def _tensor(array: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """A tensor of ``array``, copying a numpy array (which may be a read-only memory map)."""
-    return array if isinstance(array, torch.Tensor) else torch.from_numpy(np.array(array))
-
 
 def _rounded(values: dict[str, float]) -> dict[str, float]:
     return {name: round(value, 4) for name, value in values.items()}

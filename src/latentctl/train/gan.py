@@ -183,7 +183,7 @@ class GANTrainer(EpochLoop):
 
     def train_step(self, batch_index: torch.Tensor) -> None:
         """One discriminator and one generator update on this rank's batch (non-saturating GAN loss)."""
-        real = batch_to(self.images[batch_index], self.device).float().div_(127.5).sub_(1)
+        real = image_io.to_unit_range(batch_to(self.images[batch_index], self.device))
         # real: (B, C, H, W) in [-1, 1]
         if self.options.flip:
             mirrored = torch.rand(real.shape[0], generator=self.noise_rng, device=self.device) < 0.5

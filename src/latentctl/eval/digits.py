@@ -1,8 +1,8 @@
-"""Measuring a conditional generator: does an independent classifier read each image as the asked-for label?
+"""Measuring a conditional digit generator: does an independent judge read each image as the asked-for
+label, and do the images of one label differ from each other?
 
-The judge is trained on the dataset's own images only, never on generated ones, and shares nothing with
-the GAN; its accuracy on held-out real images is reported beside the score, so a weak judge is visible.
-"""
+The judge (``models.digits.DigitClassifier``) is trained on the dataset's own images only, never on generated
+ones; its accuracy on held-out real images is reported beside the score, so a weak judge is visible."""
 
 from __future__ import annotations
 
@@ -12,26 +12,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from latentctl.eval.reading import predict_labels
+from latentctl.images import to_unit_range
 from latentctl.latent.sampling import generate, noise_for_seeds
-
-
-class DigitClassifier(nn.Module):
-    """A small CNN: images (N, C, 28, 28) in [-1, 1] -> logits (N, classes)."""
-
-    def __init__(self, channels: int = 1, classes: int = 10) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 14x14
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 7x7
-            nn.Flatten(), nn.Dropout(0.25), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, classes))
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images)
-
-
-def to_unit_range(images_uint8: torch.Tensor) -> torch.Tensor:
-    """uint8 images (N, C, H, W) -> float in [-1, 1], the range generators emit."""
-    return images_uint8.float().div(127.5).sub(1)
+from latentctl.models.digits import DigitClassifier
 
 
 def fit_digit_classifier(images: torch.Tensor, labels: torch.Tensor, classes: int = 10, epochs: int = 3,
@@ -60,15 +44,6 @@ def fit_digit_classifier(images: torch.Tensor, labels: torch.Tensor, classes: in
     return model.eval()
 
 
-@torch.inference_mode()
-def classify(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """Predicted labels (N,) of float images (N, C, H, W) in [-1, 1]."""
-    device = next(model.parameters()).device
-    model.eval()
-    return torch.cat([model(images[i:i + batch_size].to(device)).argmax(1).cpu()
-                      for i in range(0, images.shape[0], batch_size)])
-
-
 @dataclass
 class ConditionalScore:
     accuracy: float  # share of generated images the judge reads as their requested label
@@ -83,15 +58,16 @@ class ConditionalScore:
 def conditional_accuracy(generator: nn.Module, judge: nn.Module, latent_dim: int, classes: int,
                          per_label: int = 100, seed: int = 10_000, truncation: float | None = None,
                          judge_test: tuple[torch.Tensor, torch.Tensor] | None = None) -> ConditionalScore:
-    """Generate ``per_label`` images of every label and score them with ``judge``."""
+    """Generate ``per_label`` images of every label and score them with ``judge``; ``judge_test``: held-out
+    real uint8 images and their labels, to report the judge's own accuracy."""
     labels = torch.arange(classes).repeat_interleave(per_label)
     noise = noise_for_seeds(range(seed, seed + labels.shape[0]), latent_dim, truncation)
-    predicted = classify(judge, generate(generator, noise, labels))
+    predicted = predict_labels(judge, generate(generator, noise, labels))
     correct = (predicted == labels).float()
     judge_accuracy = None
     if judge_test is not None:
         test_images, test_labels = judge_test
-        judge_accuracy = (classify(judge, to_unit_range(test_images)) == test_labels).float().mean().item()
+        judge_accuracy = (predict_labels(judge, to_unit_range(test_images)) == test_labels).float().mean().item()
     return ConditionalScore(accuracy=correct.mean().item(),
                             per_label=correct.view(classes, per_label).mean(1).tolist(),
                             judge_accuracy=judge_accuracy)

@@ -1,10 +1,8 @@
 """How good a face GAN is, read by an attribute classifier: the attribute mix and the variety of its faces.
 
-A face generator should draw the data's population: as many men, smiles and glasses as the training set
-has, as read by the same classifier on both (so the classifier's own biases cancel), and faces that differ
-from each other. A generator that collapsed to a few faces fails the second check; one that drops a
-minority (only women, nobody with glasses) fails the first.
-"""
+A face generator should draw the data's population: as many men, smiles and glasses as the training set has,
+as the same classifier reads both (so its own biases cancel), and faces that differ from each other. One
+that collapsed to a few faces fails the second check; one that drops a minority fails the first."""
 
 from __future__ import annotations
 
@@ -12,9 +10,10 @@ from dataclasses import dataclass
 
 import torch
 
-from latentctl.evaluate import to_unit_range, within_label_diversity
+from latentctl.eval.digits import within_label_diversity
+from latentctl.eval.reading import predict_probabilities
+from latentctl.images import to_unit_range
 from latentctl.latent.sampling import generate, noise_for_seeds
-from latentctl.models.classifier import predict_probabilities
 
 KEY_ATTRIBUTES = ("Male", "Smiling", "Eyeglasses")
 

@@ -1,0 +1,248 @@
+"""How well steering works, judged as a person would: by a second classifier that did not steer (``eval steer``).
+
+The classifier that steers can be fooled by its own gradient, so every number is read by a *judge* trained
+independently. Per target attribute, on faces the judge reads as not having it: success (the judge reads it
+at the last frame), others (mean change of the judge's other readable attributes) and moved (mean pixel
+change in [0, 1]), for each method with and without keep-others.
+
+Importing this module loads no torch: the CLI reads ``SteerEvalOptions``' defaults while building ``--help``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from latentctl import console, lookup
+from latentctl.errors import LatentctlError
+from latentctl.latent.session import SteeringSession, SteerOptions
+
+if TYPE_CHECKING:
+    import torch
+
+    from latentctl.latent.directions import AttributeDirections
+    from latentctl.latent.steer import SteerSettings, Target
+
+READABLE = 0.8  # the judge reads an attribute when its validation balanced accuracy is at least this
+DEFAULT_ATTRIBUTES = ("Male", "Smiling", "Eyeglasses")
+
+
+@dataclass(frozen=True)
+class SteerEvalOptions:
+    """Every setting of ``eval steer``, with its defaults; the walk's are ``steer``'s."""
+
+    attributes: tuple[str, ...] = DEFAULT_ATTRIBUTES
+    faces: int = 64  # per attribute, among those the judge reads as not having it
+    steps: int = SteerOptions.steps
+    strength: float = SteerOptions.strength
+    keep_others: float = SteerOptions.keep_others  # scored at this weight and at 0
+    until: float | None = SteerOptions.until
+    views: int = SteerOptions.views
+    reach: float = SteerOptions.reach
+    samples: int = SteerOptions.samples
+    seed: int = SteerOptions.seed
+
+
+@dataclass
+class SteerScore:
+    """One row of the evaluation: a target attribute steered by one method, with or without keep-others."""
+
+    attribute: str
+    method: str
+    keep_others: float
+    faces: int  # 0 when the judge read every face searched as having the attribute: nothing was scored
+    success: float | None  # the judge reads the attribute at the last frame
+    steerer_success: float | None  # the steering classifier does (a gap to ``success`` = fooling the steerer)
+    others: float | None  # mean |change| of the judge's other readable attributes
+    moved: float | None  # mean |pixel change| in [0, 1]
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return {key: round(value, 4) if isinstance(value, float) else value for key, value in asdict(self).items()}
+
+
+@dataclass
+class SteerEvaluation:
+    """What ``evaluate_steer`` measured, one score per attribute, method and keep-others weight."""
+
+    session: SteeringSession
+    judge_dir: Path
+    readable: list[str]  # the judge's attributes it reads well enough to count in ``others``
+    options: SteerEvalOptions
+    scores: list[SteerScore]
+    plot: Path | None = None
+
+    def panels(self) -> dict[str, dict[str, dict[str, float]]]:
+        """The scores as ``images.plot_bars`` draws them: success and the others' change per attribute and run."""
+        panels: dict[str, dict[str, dict[str, float]]] = {"success (judge)": {}, "change of the other attributes": {}}
+        for score in self.scores:
+            if score.faces == 0:
+                continue
+            series = f"{score.method}, keep-others {score.keep_others:g}"
+            panels["success (judge)"].setdefault(score.attribute, {})[series] = score.success
+            panels["change of the other attributes"].setdefault(score.attribute, {})[series] = score.others
+        return panels
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``eval steer --json`` document, without its "command" key."""
+        options = self.options
+        return {"model": str(self.session.model_dir), "classifier": str(self.session.classifier_dir),
+                "judge": str(self.judge_dir), "readable": self.readable,
+                "settings": {"steps": options.steps, "strength": options.strength, "keep_others": options.keep_others,
+                             "until": options.until, "views": options.views, "reach": options.reach,
+                             "faces": options.faces},
+                "plot": None if self.plot is None else str(self.plot), "scores": [s.to_dict() for s in self.scores]}
+
+
+def evaluate_steer(session: SteeringSession | None = None, *, judge: str | Path,
+                   options: SteerEvalOptions | None = None, plot: str | Path | None = None,
+                   model: str | Path | None = None, classifier: str | Path | None = None,
+                   device: str = "auto") -> SteerEvaluation:
+    """Steer faces towards each of ``options.attributes`` with both methods (gradient and direction, or on a
+    generator conditioned on attributes gradient and label), with and without keep-others, and score the
+    results read by ``judge`` (a second classifier: folder, registered name or Hub repo); draw the scores as
+    a bar chart to ``plot`` when given. Without a ``session``, one is loaded from ``model``, ``classifier``
+    and ``device``."""
+    from latentctl import images as image_io
+    from latentctl.files import file_sha256
+    from latentctl.latent.attributes import check_pair
+    from latentctl.latent.steer import SteerSettings
+    from latentctl.store import WEIGHTS_FILE, load_model
+
+    options = options or SteerEvalOptions()
+    plot = None if plot is None else Path(plot)
+    if plot is not None:
+        image_io.check_writable(plot)
+    session = session or SteeringSession.load(model, classifier, device)
+    targets = [t.name for t in session.targets(options.attributes)]
+    session.check_reach(options.reach)
+    judge_dir = lookup.resolve_model(judge, "")
+    judge_model, judge_config = load_model(judge_dir, "classifier", session.device, option="--judge")
+    check_pair(session.config, judge_config, session.model_dir, judge_dir, option="--judge")
+    if file_sha256(judge_dir / WEIGHTS_FILE) == file_sha256(session.classifier_dir / WEIGHTS_FILE):
+        raise LatentctlError("the judge is the classifier that steers: it would grade its own homework",
+                             hint="train a second classifier ('latentctl train classifier --seed 1 --out judge') "
+                                  "and pass it with --judge")
+    missing = [name for name in targets if name not in judge_config.labels]
+    if missing:
+        raise LatentctlError(f"the judge {judge_dir} has no attribute {', '.join(missing)}",
+                             hint="use a judge trained on the same attributes")
+    readable = readable_attributes(judge_config.labels, judge_config.training.get("validation", {})
+                                   .get("balanced_accuracy"))
+    conditioned = session.conditioned  # conditioned on attributes: label and gradient, no directions
+    directions = None if conditioned else session.directions(options.samples)
+    methods = ("gradient", "label") if conditioned else ("gradient", "direction")
+    settings = SteerSettings(steps=options.steps, strength=options.strength, until=options.until, frames=2,
+                             views=options.views, seed=options.seed)  # first, last frame
+    keep = options.keep_others
+    console.info(f"steering {options.faces} faces towards each of {', '.join(targets)}: {' and '.join(methods)}, "
+                 f"keep-others {keep:g} and 0, judged by {judge_dir} on {len(readable)} attributes it reads")
+    scores = evaluate_steering(session.generator, session.classifier, session.names, judge_model,
+                               judge_config.labels, readable, session.config.latent_dim, targets, settings,
+                               keep_values=(keep, 0.0) if keep > 0 else (0.0,), methods=methods,
+                               directions=directions, faces=options.faces, seed=options.seed,
+                               generator_labels=session.config.labels if conditioned else None, reach=options.reach)
+    for name in dict.fromkeys(s.attribute for s in scores if s.faces == 0):
+        console.warn(f"the judge reads every face it searched as having {name}, so none was steered towards it "
+                     f"(its rows are empty); a judge this sure may be undertrained, or the GAN always draws it")
+    evaluation = SteerEvaluation(session, judge_dir, readable, options, scores, plot)
+    if plot is not None:
+        image_io.plot_bars(evaluation.panels(), plot, title=f"steering judged by {judge_dir.name}")
+    return evaluation
+
+
+def readable_attributes(judge_names: list[str], validation: dict[str, float] | None) -> list[str]:
+    """The attributes a judge can read: validation balanced accuracy >= READABLE (all of them if unknown)."""
+    if not validation:
+        return list(judge_names)
+    return [name for name in judge_names if validation.get(name, 0.0) >= READABLE]
+
+
+def evaluate_steering(generator: torch.nn.Module, classifier: torch.nn.Module, names: list[str],
+                      judge: torch.nn.Module, judge_names: list[str], readable: list[str], latent_dim: int,
+                      attributes: list[str], settings: SteerSettings, keep_values: tuple[float, ...],
+                      methods: tuple[str, ...], directions: AttributeDirections | None, faces: int = 64,
+                      seed: int = 0, generator_labels: list[str] | None = None,
+                      reach: float = 1.0) -> list[SteerScore]:
+    """Score steering towards each of ``attributes`` for every method and keep-others weight.
+    ``generator_labels``: the attributes of a generator conditioned on them, whose targets' inputs turn
+    ``reach`` times as far and whose other inputs are held with keep-others, or follow the targets without
+    it (``latent.attributes.turned_attributes``)."""
+    from latentctl.eval.reading import predict_probabilities
+    from latentctl.latent.attributes import steering_attributes, turned_attributes
+    from latentctl.latent.steer import Target, steer
+
+    scores = []
+    for attribute in attributes:
+        column, judge_column = names.index(attribute), judge_names.index(attribute)
+        target = [Target(column, attribute, +1)]
+        draw = None
+        if generator_labels is not None:
+            def draw(seeds: list[int], target: list[Target] = target) -> tuple[torch.Tensor, torch.Tensor]:
+                return steering_attributes(generator.attribute_prior, generator_labels, target, seeds,
+                                           label_only="label" in methods, reach=reach)
+        noise, inputs = starting_faces(generator, judge, judge_column, latent_dim, faces, seed, draw)
+        others = [judge_names.index(name) for name in readable if name != attribute]
+        if noise.shape[0] == 0:  # every face already has it, as the judge reads them
+            scores += [SteerScore(attribute=attribute, method=method, keep_others=keep, faces=0, success=None,
+                                  steerer_success=None, others=None, moved=None, seconds=0.0)
+                       for method in methods for keep in keep_values]
+            continue
+        inputs_by_keep = {keep: inputs if inputs is None or keep > 0 else  # without keep-others: entangled
+                          (inputs[0], turned_attributes(generator.attribute_prior, generator_labels, target,
+                                                        inputs[0], keep_others=False, reach=reach))
+                          for keep in keep_values}
+        for method in methods:
+            for keep in keep_values:
+                run_settings = replace(settings, method=method, keep_others=keep)
+                direction = directions.move([(column, +1)], keep > 0) if method == "direction" else None
+                started = time.perf_counter()
+                result = steer(generator, classifier, noise, target, run_settings, direction,
+                               attributes=inputs_by_keep[keep])
+                seconds = time.perf_counter() - started
+                first, last = result.images[:, 0], result.images[:, -1]
+                judged_first, judged_last = predict_probabilities(judge, first), predict_probabilities(judge, last)
+                scores.append(SteerScore(
+                    attribute=attribute, method=method, keep_others=keep, faces=noise.shape[0],
+                    success=(judged_last[:, judge_column] > 0.5).float().mean().item(),
+                    steerer_success=(result.probabilities[:, -1, column] > 0.5).float().mean().item(),
+                    others=(judged_last[:, others] - judged_first[:, others]).abs().mean().item() if others else 0.0,
+                    moved=((last - first).abs().mean() / 2).item(), seconds=seconds))
+    return scores
+
+
+def starting_faces(generator: torch.nn.Module, judge: torch.nn.Module, column: int, latent_dim: int, faces: int,
+                   seed: int, draw: Callable[[list[int]], tuple[torch.Tensor, torch.Tensor]] | None = None,
+                   ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+    """Return the latents (<= faces, D) of the first seeds from ``seed`` on whose faces the judge reads as
+    not having attribute ``column``; a pool of up to 40 x ``faces`` seeds is searched.
+
+    For a generator conditioned on attributes, ``draw`` gives each seed's start and end attribute inputs,
+    returned (for the chosen faces) beside the latents; None otherwise."""
+    import torch
+
+    from latentctl.eval.reading import predict_probabilities
+    from latentctl.latent.sampling import noise_for_seeds
+
+    found: list[torch.Tensor] = []
+    starts: list[torch.Tensor] = []
+    ends: list[torch.Tensor] = []
+    count, start, pool = 0, seed, max(faces, 64)
+    device = next(generator.parameters()).device
+    while count < faces and start < seed + 40 * faces:
+        seeds = list(range(start, start + pool))
+        noise = noise_for_seeds(seeds, latent_dim)
+        begin, end = draw(seeds) if draw is not None else (None, None)
+        with torch.inference_mode():
+            images = generator(noise.to(device)) if begin is None else generator(noise.to(device), begin.to(device))
+        keep = predict_probabilities(judge, images)[:, column] < 0.5
+        found.append(noise[keep][:faces - count])
+        if begin is not None and end is not None:
+            starts.append(begin[keep][:faces - count])
+            ends.append(end[keep][:faces - count])
+        count += found[-1].shape[0]
+        start += pool
+    noise = torch.cat(found) if found else torch.empty(0, latent_dim)
+    return noise, ((torch.cat(starts), torch.cat(ends)) if starts else None)
