@@ -106,6 +106,27 @@ def test_bad_values_are_usage_errors(cli, tiny_model, tmp_path, args, code, mess
     assert not (tmp_path / "x.png").exists()
 
 
+@pytest.mark.parametrize("flag", ["--digit", "--to-digit"])
+def test_a_digit_past_9_is_refused_before_any_model_is_looked_up(cli, tmp_path, flag):
+    result = cli("interpolate", "--digit", "1", flag, "12", "--model", tmp_path / "no-model", tmp_path / "x.png")
+    assert result.exit_code == 2 and f"Invalid value for '{flag}'" in result.output
+    assert "no model" not in result.output
+
+
+def test_the_library_call_draws_what_the_command_writes(cli, tiny_model, tmp_path):
+    from latentctl import images as image_io
+    from latentctl.latent.generation import SampleOptions, sample
+
+    out = tmp_path / "grid.png"
+    document = json.loads(cli("sample", "--model", tiny_model, "--per-digit", "2", "--seed", "3", "--json", out).stdout)
+    drawn = sample(tiny_model, SampleOptions(per_digit=2, seed=3), device="cpu")  # no out: nothing written
+    assert drawn.images.shape == (20, 1, 28, 28) and drawn.seeds == list(range(3, 23))
+    assert [record["label"] for record in drawn.records] == [image["label"] for image in document["images"]]
+    grid = image_io.to_pil(drawn.images, nrow=drawn.columns, scale=2)
+    assert grid.tobytes() == Image.open(out).convert(grid.mode).tobytes()
+    assert list(tmp_path.iterdir()) == [out]
+
+
 def test_an_output_in_a_missing_folder_fails_cleanly(cli, tiny_model, tmp_path):
     result = cli("sample", "--model", tiny_model, tmp_path / "no" / "such" / "grid.png")
     assert result.exit_code == 1

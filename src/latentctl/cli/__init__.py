@@ -1,7 +1,5 @@
-"""The ``latentctl`` command: one Typer app, sub-apps per noun, verbs at the top level.
-
-Command modules import torch and the library inside the command functions, so ``--help`` stays fast.
-"""
+"""The ``latentctl`` command: one Typer app, sub-apps per noun, verbs at the top level; the one place where
+errors become messages and exit codes. Command modules import torch inside their functions: --help stays fast."""
 
 from __future__ import annotations
 
@@ -33,20 +31,13 @@ class _Root(TyperGroup):
             return super().invoke(ctx)
         except UsageError as error:  # the library's word for a bad flag: what Typer says of one, exit 2
             raise typer.BadParameter(error.message, param_hint=error.option) from None
-        except LatentctlError as error:
+        except (LatentctlError, KeyboardInterrupt, OSError) as error:
             if _debug(ctx):
                 raise
-            print_error(error)
-            raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            if _debug(ctx):
-                raise
-            stderr.print("[bold red]interrupted[/]")
-            raise typer.Exit(EXIT_INTERRUPTED) from None
-        except OSError as error:
-            if _debug(ctx):
-                raise
-            print_error(_os_error(error))
+            if isinstance(error, KeyboardInterrupt):
+                stderr.print("[bold red]interrupted[/]")
+                raise typer.Exit(EXIT_INTERRUPTED) from None
+            print_error(error if isinstance(error, LatentctlError) else _os_error(error))
             raise typer.Exit(1) from None
 
 
@@ -64,15 +55,9 @@ def _os_error(error: OSError) -> LatentctlError:
     return LatentctlError(f"{error.strerror or error}{where}", hint="rerun with --debug for details")
 
 
-app = typer.Typer(
-    name="latentctl",
-    cls=_Root,
-    help="Controllable image generation with GANs: train, sample and interpolate.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+app = typer.Typer(name="latentctl", cls=_Root, help="Controllable image generation with GANs: train, sample and "
+                  "interpolate.", no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode="markdown",
+                  context_settings={"help_option_names": ["-h", "--help"]})
 
 
 def _version(value: bool) -> None:
@@ -100,15 +85,10 @@ def _root(
 def _register() -> None:
     from latentctl.cli import classify, data, demo, evaluate, generate, hub, models, steer, train
 
-    app.add_typer(data.app, name="data")
-    app.add_typer(train.app, name="train")
-    app.add_typer(models.app, name="models")
-    app.add_typer(hub.app, name="hub")
-    app.add_typer(evaluate.app, name="eval")
-    generate.register(app)
-    classify.register(app)
-    steer.register(app)
-    demo.register(app)
+    for name, group in {"data": data, "train": train, "models": models, "hub": hub, "eval": evaluate}.items():
+        app.add_typer(group.app, name=name)
+    for module in (generate, classify, steer, demo):  # verbs at the top level
+        module.register(app)
 
 
 _register()

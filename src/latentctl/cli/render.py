@@ -1,8 +1,21 @@
-"""Rendering that several commands share: progress fed by the library's callbacks."""
+"""Rendering that several commands share: a result on stdout, and progress fed by the library's callbacks."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
+
+from latentctl import console
+
+
+def emit(command: str, result: Any, json_output: bool, *paths: object) -> None:
+    """Print a command's result on stdout: with --json, ``result.to_json()`` under the command's name; else the
+    paths it wrote, one a line."""
+    if json_output:
+        console.emit_json({"command": command, **result.to_json()})
+    else:
+        for path in paths:
+            console.emit_path(path)
 
 
 class RunningTotal:

@@ -1,16 +1,8 @@
 """CelebA: one in-memory form whichever layout it came in, an integrity check, and importing what users have.
 
-``latentctl.data.celeba_download`` fetches CelebA (Google Drive, or a Hub mirror), but Drive's quotas often
-refuse, so users may bring their own copy: the official folder or its ``img_align_celeba.zip`` with the
-annotation files beside it, or Kaggle's ``archive.zip`` (images one folder deeper, annotations as CSV).
-``import_celeba`` installs any of them in the official layout, ``$LATENTCTL_HOME/data/celeba`` by default::
-
-    img_align_celeba/000001.jpg ...
-    list_attr_celeba.txt       202599 / the 40 names / "000001.jpg -1  1 ..." rows
-    list_eval_partition.txt    "000001.jpg 0" rows: 0 train, 1 val, 2 test
-
-``load_celeba`` reads that layout and Kaggle's alike; ``latentctl data synth faces`` writes a synthetic
-stand-in in the official layout, marked by ``SYNTHETIC.json``.
+Google Drive's quotas often refuse the download (``celeba_download``), so users may bring their own copy: the
+official folder or zip, or Kaggle's ``archive.zip``. ``import_celeba`` installs any of them in the official
+layout that ``load_celeba`` reads (Kaggle's too); docs/celeba.md shows the files.
 """
 
 from __future__ import annotations
@@ -300,7 +292,8 @@ class CelebaCheck:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "root": str(self.root), "ok": self.ok, "layout": self.layout, "synthetic": self.synthetic,
+            "dataset": "celeba", "root": str(self.root), "ok": self.ok, "layout": self.layout,
+            "synthetic": self.synthetic,
             "counts": {"images_on_disk": self.images_on_disk, "attribute_rows": self.attribute_rows,
                        "partition_rows": self.partition_rows, "splits": self.split_counts},
             "official_counts": {"images": OFFICIAL_IMAGES, "splits": OFFICIAL_SPLIT_COUNTS,

@@ -1,22 +1,8 @@
 """Download CelebA: the official files from Google Drive (or ``--mirror``s), or a parquet mirror on the Hub.
 
-Two sources, one result: CelebA installed in the official layout (see ``latentctl.data.celeba``) and checked.
-
-- **official**: the six files torchvision lists, each verified against its md5, downloaded with
-  ``download_file`` (resume, retries) into ``<root>/.download``. Google Drive answers large files with a
-  "can't scan this file for viruses" page first; its form is followed to the file. A quota page ("Too many
-  users have viewed or downloaded this file recently") or any other page is an error, never a saved file.
-  The zip is tested whole before ``import_celeba`` extracts it; the three extra annotation files (identity,
-  boxes, landmarks) are kept beside the standard two.
-- **hub**: the parquet files of a public CelebA mirror on the Hugging Face Hub (``HUB_REPO`` by default),
-  fetched with ``huggingface_hub`` and converted: images written as ``NNNNNN.jpg`` in the mirror's order
-  (train, then valid, then test: the official numbering, if the mirror kept CelebA's order), attribute
-  columns matched to CelebA's 40 names, the split taken from the file names.
-- **auto**: official, then the Hub when the official download fails.
-
-Either way the new set is staged and checked before it replaces anything (``import_celeba`` does the
-swap). A CelebA already in ``root`` that passes its check is kept as it is; a synthetic or broken one is
-replaced only with ``force``.
+Two sources, one result: CelebA installed in the official layout by ``import_celeba`` and checked; "auto" tries
+the official files, then the Hub. Drive's "can't scan for viruses" page is followed to the file, a quota page
+is an error, never a saved file. docs/celeba.md describes both sources.
 """
 
 from __future__ import annotations
@@ -38,6 +24,7 @@ from urllib.parse import urlencode, urljoin
 
 import numpy as np
 
+from latentctl.data import CELEBA_SOURCES, HUB_REPO
 from latentctl.data.celeba import (
     ATTR_CSV,
     ATTR_TXT,
@@ -57,7 +44,6 @@ from latentctl.errors import LatentctlError, first_line
 if TYPE_CHECKING:
     import pyarrow
 
-SOURCES: tuple[str, ...] = ("auto", "official", "hub")
 IMAGES_ZIP = "img_align_celeba.zip"
 # name -> (Google Drive file id, md5), as torchvision's CelebA lists them (torchvision/datasets/celeba.py).
 OFFICIAL_FILES: dict[str, tuple[str, str]] = {
@@ -71,9 +57,6 @@ OFFICIAL_FILES: dict[str, tuple[str, str]] = {
 EXTRA_FILES: tuple[str, ...] = ("identity_CelebA.txt", "list_bbox_celeba.txt", "list_landmarks_align_celeba.txt")
 # Read at call time, so tests (and users behind a Drive proxy) can point it elsewhere.
 DRIVE_URL = "https://drive.google.com/uc?export=download&id={id}"
-# The public CelebA mirror used by --source hub: img_align+identity+attr/{train,valid,test}-*.parquet with an
-# image column, celeb_id and the 40 attributes as booleans.
-HUB_REPO = "flwrlabs/celeba"
 HUB_ENDPOINT: str | None = None  # None: huggingface_hub's default (https://huggingface.co, or $HF_ENDPOINT)
 DOWNLOAD_DIR = ".download"  # inside root: partial and finished downloads, removed once CelebA is installed
 
@@ -138,8 +121,8 @@ def download_celeba(
     ``DRIVE_URL``, the official md5s and the Hub's address. Returns what was done; raises LatentctlError
     with a hint when nothing worked.
     """
-    if source not in SOURCES:
-        raise ValueError(f"source must be one of {SOURCES}, not {source!r}")
+    if source not in CELEBA_SOURCES:
+        raise ValueError(f"source must be one of {CELEBA_SOURCES}, not {source!r}")
     root = Path(root)
     existing = _existing(root, force)
     if existing is not None:

@@ -258,7 +258,8 @@ class MnistCheck:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "root": str(self.root), "ok": self.ok, "official": self.official, "synthetic": self.synthetic,
+            "dataset": "mnist", "root": str(self.root), "ok": self.ok, "official": self.official,
+            "synthetic": self.synthetic,
             "files": [{"name": file.name, "path": None if file.path is None else str(file.path),
                        "present": file.present, "size": file.size, "md5": file.md5, "official": file.official,
                        "count": file.count, "problem": file.problem} for file in self.files],

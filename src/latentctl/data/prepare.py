@@ -1,22 +1,8 @@
 """The prepared CelebA cache: every image center-cropped and resized once, into one uint8 array on disk.
 
-Decoding 200k JPEGs per epoch starves a GPU (the seed projects did just that), so training reads only
-this cache. ``prepare_celeba`` builds it in parallel, one process per core, next to the dataset::
-
-    <root>/prepared/64px-crop178/
-        images.npy       (N, 3, 64, 64) uint8, memory-mapped at train time
-        attributes.npy   (N, 40) uint8 in {0, 1}, CelebA's column order
-        split.npy        (N,) int8: 0 train, 1 val, 2 test
-        filenames.txt    one image name per row, in the same order
-        meta.json        size, crop, the source's fingerprint; written last, so its presence means complete
-
-The whole folder is staged under a hidden name and renamed into place, so an interrupted build leaves no
-half cache behind. Re-running is a no-op while the source's fingerprint (annotation files and every
-image's name, size and modification time) is unchanged; any change rebuilds.
-
-The crop is a square of ``crop`` pixels of CelebA's 178-pixel-wide aligned images (other widths scale
-it), centred; 178, the default, keeps the whole width with hair and hats and is what pytorch/examples'
-DCGAN does (resize the short side, then center-crop). Smaller crops zoom in on the face.
+Decoding 200k JPEGs per epoch starves a GPU, so training reads only this cache, in ``<root>/prepared/`` (its
+files: docs/celeba.md). It is staged under a hidden name and renamed into place, so an interrupted build
+leaves no half cache, and rebuilt only when the source's fingerprint changes.
 """
 
 from __future__ import annotations
@@ -35,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from latentctl.data import PREPARED_CROP, PREPARED_SIZE
 from latentctl.data.celeba import ATTR_TXT, CELEBA_ATTRIBUTES, SPLIT_NAMES, CelebA, load_celeba
 from latentctl.data.mnist import read_marker
 from latentctl.errors import LatentctlError
@@ -46,7 +33,7 @@ if TYPE_CHECKING:
 CACHE_VERSION = 1
 PREPARED_DIR = "prepared"
 CELEBA_WIDTH = 178  # the aligned images' width: crops are given in its pixels
-DEFAULT_SIZE, DEFAULT_CROP = 64, 178
+DEFAULT_SIZE, DEFAULT_CROP = PREPARED_SIZE, PREPARED_CROP
 CHUNK_SIZE = 256
 IMAGES_FILE, ATTRIBUTES_FILE, SPLIT_FILE = "images.npy", "attributes.npy", "split.npy"
 FILENAMES_FILE, META_FILE = "filenames.txt", "meta.json"

@@ -1,11 +1,8 @@
 """Synthetic MNIST: font digits bent into handwriting-like variety, written in MNIST's own file layout.
 
-For machines without network access, and for tests. Each digit is drawn once per stroke width with
-Pillow's bundled font (the same font on every machine, so a seed gives the same files everywhere),
-then every sample is a random warp of one of those glyphs: rotation, slant, width, a smooth elastic
-wobble, size and position, resampled in batches with ``grid_sample``. Like MNIST, each digit's longer
-side is fitted to a box of about 20 pixels and its centre of mass is put at the centre of the 28x28
-image; then it is blurred and its ink level set, white on black.
+For machines without network access, and for tests. Pillow's bundled font draws each digit once per stroke
+width (the same font everywhere, so a seed gives the same files everywhere); every sample is a random warp of
+one of those glyphs, fitted and centred as MNIST's are (docs/data.md).
 """
 
 from __future__ import annotations
@@ -21,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from latentctl import __version__
+from latentctl.data import SYNTH_TEST_DIGITS, SYNTH_TRAIN_DIGITS
 from latentctl.data.download import md5_file
 from latentctl.data.mnist import IMAGE_SIZE, NUM_CLASSES, OFFICIAL_MD5, SPLITS, SYNTHETIC_MARKER, write_idx
 from latentctl.errors import LatentctlError
@@ -53,7 +51,7 @@ class DigitStyle:
     ink_gain: tuple[float, float] = (1.1, 1.6)  # how far past its peak the ink saturates (>1: bolder cores)
 
 
-def synth_digits(root: Path, n_train: int = 60000, n_test: int = 10000, seed: int = 0,
+def synth_digits(root: Path, n_train: int = SYNTH_TRAIN_DIGITS, n_test: int = SYNTH_TEST_DIGITS, seed: int = 0,
                  on_progress: SynthProgress | None = None, *, force: bool = False) -> list[Path]:
     """Write a synthetic MNIST look-alike into ``root`` (same file names and format) and return the paths.
 

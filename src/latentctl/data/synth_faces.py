@@ -1,13 +1,9 @@
 """Synthetic CelebA: cartoon faces drawn from their 40 attributes, written in CelebA's own file layout.
 
-For machines without network access, and for tests. Each face's attributes are sampled first, with
-CelebA-like base rates and correlations (beards only on men, grey hair mostly on the old, lipstick mostly
-on women), then the face is drawn with Pillow from them on CelebA's aligned 178x218 canvas: eyes near
-y = 111, mouth near y = 152. The attributes in ``RENDERED_ATTRIBUTES`` are visible in the picture; the
-rest are labels only, listed as ``not_rendered`` in ``SYNTHETIC.json`` so evaluations can skip them.
-
-Faces are made in chunks of ``CHUNK_SIZE``: chunk ``k``'s attributes come from the seed ``(seed, k)`` and
-face ``i``'s drawing from ``(seed, i)``, so the files do not depend on how many processes draw them.
+For machines without network access, and for tests. Attributes are sampled with CelebA-like base rates and
+correlations, then drawn with Pillow on CelebA's aligned canvas; those not in ``RENDERED_ATTRIBUTES`` are
+labels only (``not_rendered`` in ``SYNTHETIC.json``). Chunk ``k``'s attributes come from the seed ``(seed, k)``
+and face ``i``'s drawing from ``(seed, i)``, so the files do not depend on how many processes draw them.
 """
 
 from __future__ import annotations
@@ -23,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from latentctl import __version__
+from latentctl.data import SYNTH_FACES
 from latentctl.data.celeba import ATTR_TXT, CELEBA_ATTRIBUTES, IMAGE_DIR, OFFICIAL_SPLIT_COUNTS, PARTITION_TXT
 from latentctl.data.mnist import SYNTHETIC_MARKER
 from latentctl.errors import LatentctlError
@@ -67,7 +64,7 @@ _SKIN_RGB = ((235, 200, 170), (225, 180, 145), (190, 140, 100), (140, 95, 65), (
 _PALE_SKIN_RGB = ((250, 232, 222), (240, 218, 205))
 
 
-def synth_faces(root: Path, n: int = 20000, seed: int = 0, on_progress: SynthProgress | None = None, *,
+def synth_faces(root: Path, n: int = SYNTH_FACES, seed: int = 0, on_progress: SynthProgress | None = None, *,
                 workers: int | None = None, force: bool = False) -> list[Path]:
     """Write ``n`` synthetic faces into ``root`` in CelebA's layout and return the files written besides the
     images: the attribute list, the partition list, ``SYNTHETIC.json`` and the image folder.
