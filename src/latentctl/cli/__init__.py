@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import click
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from latentctl import __version__
 from latentctl.console import print_error, stderr
@@ -29,8 +29,6 @@ class _Root(TyperGroup):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except UsageError as error:  # the library's word for a bad flag: what Typer says of one, exit 2
-            raise typer.BadParameter(error.message, param_hint=error.option) from None
         except (LatentctlError, KeyboardInterrupt, OSError) as error:
             if _debug(ctx):
                 raise
@@ -39,6 +37,17 @@ class _Root(TyperGroup):
                 raise typer.Exit(EXIT_INTERRUPTED) from None
             print_error(error if isinstance(error, LatentctlError) else _os_error(error))
             raise typer.Exit(1) from None
+
+
+class _Command(TyperCommand):
+    """Every command: the library's UsageError becomes what Typer says of a bad flag (exit 2), raised in the
+    command's own context so that the usage line comes with it."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UsageError as error:
+            raise typer.BadParameter(error.message, ctx=ctx, param_hint=error.option) from None
 
 
 def _debug(ctx: click.Context) -> bool:
@@ -89,6 +98,10 @@ def _register() -> None:
         app.add_typer(group.app, name=name)
     for module in (generate, classify, steer, demo):  # verbs at the top level
         module.register(app)
+    for typer_app in (app, *(group.typer_instance for group in app.registered_groups)):
+        for command in typer_app.registered_commands:
+            if command.cls in (None, TyperCommand):
+                command.cls = _Command
 
 
 _register()
