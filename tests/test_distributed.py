@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from conftest import TINY, TINY_FACE_FLAGS, random_digits
-from latentctl import store
+from latentctl import files, store
 from latentctl.data.synth_digits import synth_digits
 from latentctl.errors import LatentctlError
 from latentctl.models.dcgan import Discriminator
@@ -156,10 +156,10 @@ def test_nproc_trains_in_two_processes_in_the_single_process_format(cli, two_pro
     one = tmp_path / "one"
     assert cli("train", "gan", "--data-root", faces_root, "--out", one, "--epochs", "1", *TINY_FACES).exit_code == 0
 
-    def files(folder: Path) -> list[str]:
+    def listing(folder: Path) -> list[str]:
         return sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
 
-    assert files(two) == files(one)
+    assert listing(two) == listing(one)
     assert files.load_tensors(two / store.WEIGHTS_FILE).keys() == files.load_tensors(one / store.WEIGHTS_FILE).keys()
     state = files.load_tensors(two / store.STATE_TENSORS_FILE)
     assert set(state) - set(files.load_tensors(one / store.STATE_TENSORS_FILE)) == {"rng.noise.rank1"}
