@@ -191,21 +191,6 @@ def import_checkpoint(
         console.emit_path(imported.path)
 
 
-def register_written(path: Path, source: str = "trained") -> None:
-    """Register a model folder a command wrote (training) and say its name; a broken registry only warns."""
-    from latentctl import registry, store
-
-    if not (Path(path) / store.CONFIG_FILE).is_file():  # stopped before its first checkpoint: no model yet
-        return
-    try:
-        name = registry.register(path, source)
-    except LatentctlError as error:
-        console.warn(f"{path} was not registered ({error.message}): use it by its path")
-        return
-    if Path(path).resolve().parent != registry.models_home().resolve():
-        console.info(f"registered as {name}: --model {name} finds it")
-
-
 # ----------------------------------------------------------------------------------------------- rendering
 
 def _size(size_bytes: int | None) -> str:

@@ -16,7 +16,6 @@ import click
 import typer
 
 from latentctl import console, paths
-from latentctl.cli.models import register_written
 from latentctl.cli.options import DataRoot, Device, Json, Seed
 from latentctl.cli.render import RunningTotal
 from latentctl.errors import LatentctlError
@@ -583,6 +582,8 @@ def _report(trainer: Any, out: Path, finished: bool, json_output: bool, resume_c
         if not finished:
             raise typer.Exit(EXIT_INTERRUPTED)
         return
+    from latentctl.registry import register_written
+
     training = trainer.model_config().training
     register_written(out)  # a name for --model (latentctl.registry); folders in $LATENTCTL_HOME/models have one
     if json_output:
