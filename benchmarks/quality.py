@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from latentctl.cli import demo
+from latentctl import demo
 from latentctl.data.prepare import ensure_prepared
 from latentctl.data.synth_digits import synth_digits
 from latentctl.data.synth_faces import synth_faces

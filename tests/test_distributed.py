@@ -82,9 +82,9 @@ def test_nproc_under_torchrun_is_a_usage_error(cli, monkeypatch, tmp_path):
 
 
 def test_the_restarted_command_line_has_no_nproc():
-    from latentctl.cli.train import _without_nproc
+    from latentctl.train.runs import without_nproc
 
-    assert _without_nproc(["--debug", "train", "gan", "--nproc", "2", "--epochs", "3", "--nproc=4"]) == \
+    assert without_nproc(["--debug", "train", "gan", "--nproc", "2", "--epochs", "3", "--nproc=4"]) == \
         ["--debug", "train", "gan", "--epochs", "3"]
 
 

@@ -98,6 +98,20 @@ def test_resume_across_epochs_is_bit_exact(cli, digits, tmp_path):
     assert _weights(straight) == _weights(resumed)
 
 
+def test_the_library_call_trains_and_resumes_as_the_cli_does(cli, digits, tmp_path):
+    from latentctl.train import runs
+    from latentctl.train.options import CGANRunOptions
+
+    tiny = CGANRunOptions(epochs=1, batch_size=32, latent_dim=16, gen_width=8, disc_width=8)
+    first = runs.start("cgan", out=tmp_path / "python", data_root=digits, options=tiny)
+    assert first.complete and first.epoch == 1 and str(tmp_path / "python" / "config.json") in first.to_json()["files"]
+    resumed = runs.start("cgan", out=tmp_path / "python", data_root=digits, options=CGANRunOptions(epochs=3),
+                         resume=True)
+    assert resumed.complete and resumed.epoch == 3
+    assert train(cli, digits, tmp_path / "cli", "--epochs", "3").exit_code == 0
+    assert _weights(tmp_path / "python") == _weights(tmp_path / "cli")
+
+
 def test_stopping_mid_epoch_and_resuming_is_bit_exact(tmp_path):
     dataset = random_digits(256)
     options = TrainOptions(epochs=2, batch_size=32, seed=1)
@@ -206,11 +220,11 @@ def test_a_zero_learning_rate_is_a_usage_error(cli, digits, tmp_path):
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_ctrl_c_never_aborts_a_checkpoint_being_written(tmp_path):
-    from latentctl.cli.train import _stop_on_interrupt
+    from latentctl.train.runs import stop_on_interrupt
 
     trainer = GANTrainer(TINY, TrainOptions(epochs=1, batch_size=32), random_digits(64), tmp_path,
                          torch.device("cpu"))
-    with _stop_on_interrupt(trainer):
+    with stop_on_interrupt(trainer):
         trainer.saving = True
         os.kill(os.getpid(), signal.SIGINT)
         os.kill(os.getpid(), signal.SIGINT)  # would abort at once were no checkpoint being written

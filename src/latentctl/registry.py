@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from latentctl import files, paths, store
+from latentctl import console, files, paths, store
 from latentctl.errors import LatentctlError
 
 REGISTRY_FILE = "registry.json"
@@ -100,6 +100,21 @@ def register(path: Path, source: str, name: str | None = None, hub: dict[str, st
         return path.name
     with _locked():
         return _register(path, source, name, hub)
+
+
+def register_written(path: Path, source: str = "trained") -> str | None:
+    """Register a model folder a command wrote (training) and say its name; return it, or None when there is no
+    model yet (stopped before its first checkpoint) or the registry is broken, which only warns."""
+    if not (Path(path) / store.CONFIG_FILE).is_file():
+        return None
+    try:
+        name = register(path, source)
+    except LatentctlError as error:
+        console.warn(f"{path} was not registered ({error.message}): use it by its path")
+        return None
+    if Path(path).resolve().parent != models_home().resolve():
+        console.info(f"registered as {name}: --model {name} finds it")
+    return name
 
 
 def _register(path: Path, source: str, name: str | None, hub: dict[str, str] | None) -> str:

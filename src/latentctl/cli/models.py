@@ -11,7 +11,6 @@ import typer
 
 from latentctl import console, registry
 from latentctl.cli.options import Json
-from latentctl.errors import LatentctlError
 from latentctl.seed_import import ARCHS, IMPORT_KINDS
 
 app = typer.Typer(help="The models latentctl knows by name: list, show, remove, import seed checkpoints.",
@@ -138,21 +137,6 @@ def import_checkpoint(
         console.emit_json({"command": "models import", **imported.to_json()})
     else:
         console.emit_path(imported.path)
-
-
-def register_written(path: Path, source: str = "trained") -> None:
-    """Register a model folder a command wrote (training) and say its name; a broken registry only warns."""
-    from latentctl import store
-
-    if not (Path(path) / store.CONFIG_FILE).is_file():  # stopped before its first checkpoint: no model yet
-        return
-    try:
-        name = registry.register(path, source)
-    except LatentctlError as error:
-        console.warn(f"{path} was not registered ({error.message}): use it by its path")
-        return
-    if Path(path).resolve().parent != registry.models_home().resolve():
-        console.info(f"registered as {name}: --model {name} finds it")
 
 
 def _print_models(described: list[dict[str, Any]]) -> None:

@@ -6,11 +6,13 @@ from pathlib import Path
 
 from latentctl.models.dcgan import GANConfig
 from latentctl.train.gan import ImageDataset
+from latentctl.train.options import CGANRunOptions
 
 DIGIT_LABELS = [str(digit) for digit in range(10)]
 
 
-def default_config(latent_dim: int = 100, gen_width: int = 64, disc_width: int = 64) -> GANConfig:
+def default_config(latent_dim: int = CGANRunOptions.latent_dim, gen_width: int = CGANRunOptions.gen_width,
+                   disc_width: int = CGANRunOptions.disc_width) -> GANConfig:
     """The digit cGAN: 28x28x1, ten classes, a 50-d label embedding (Mirza & Osindero used 100-d noise)."""
     return GANConfig(latent_dim=latent_dim, num_classes=10, embed_dim=50, image_size=28, channels=1,
                      gen_width=gen_width, disc_width=disc_width)

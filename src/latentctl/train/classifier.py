@@ -24,17 +24,16 @@ always answering "no" to a rare attribute), and the means of both over the attri
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from torch.nn import functional as F
 
-from latentctl import files, store
 from latentctl.data.prepare import PreparedCelebA
 from latentctl.errors import LatentctlError
 from latentctl.eval.metrics import attribute_counts, metrics_from_counts, require_images
@@ -42,53 +41,14 @@ from latentctl.eval.reading import as_tensor, predict_present
 from latentctl.images import to_unit_range
 from latentctl.models.classifier import AttributeClassifier, ClassifierConfig
 from latentctl.train import speed
+from latentctl.train.checkpoint import CheckpointedLoop
 from latentctl.train.distributed import SINGLE, Distributed
 from latentctl.train.gan import batch_to, place_images
-from latentctl.train.loop import Callback, EpochLoop
+from latentctl.train.loop import Callback
+from latentctl.train.options import ClassifierOptions
 
 KIND = "classifier"
 EVAL_BATCH = 256
-LR_SCHEDULES = ("cosine", "constant")
-
-
-@dataclass
-class ClassifierOptions:
-    """Optimisation settings; saved with the run so ``--resume`` continues with the same ones.
-
-    The seed project trained 3 epochs at batch 64 with Adam at a constant 1e-3 (7,600 steps on CelebA's
-    162,770 training images). These defaults keep its batch, train 5 epochs (12,700 steps), since the rare
-    attributes, whose features are learned last, keep improving after the third, and start Adam at 2e-3,
-    decayed to 0 along a half cosine over the run (``lr_schedule="cosine"``): the large early steps learn
-    the features fast and the small late ones settle the rare attributes' boundaries, which a constant rate
-    keeps jittering (measured in docs/training-classifier.md).
-    """
-
-    epochs: int = 5
-    batch_size: int = 64  # the global batch: with several processes each takes an equal share
-    lr: float = 2e-3  # the peak, at the first step
-    lr_schedule: str = "cosine"  # cosine: lr * (1 + cos(pi * step / total steps)) / 2; constant: lr throughout
-    seed: int = 0
-    log_every: int = 20  # steps between host reads of the loss (progress refresh, NaN check)
-    sync_bn: bool = False  # with several processes: BatchNorm statistics over the global batch
-    precision: str = "auto"  # auto|fp32|bf16, see latentctl.train.speed; fp32 is the reference computation
-    compile: bool | None = None  # torch.compile the model; None: where it pays (CUDA)
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 2 or self.log_every < 1:
-            raise LatentctlError("epochs and log-every must be >= 1 and batch size >= 2")
-        speed.check_precision(self.precision)
-        if not self.lr > 0:
-            raise LatentctlError("the learning rate must be > 0")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise LatentctlError(f"unknown learning-rate schedule {self.lr_schedule!r}",
-                                 hint=f"use one of {', '.join(LR_SCHEDULES)}")
-
-    def lr_at(self, step: int, total_steps: int) -> float:
-        """The learning rate of the step after ``step`` of ``total_steps`` (a pure function, so a resumed run
-        takes the steps an uninterrupted one takes; given a larger ``--epochs``, the decay stretches to it)."""
-        if self.lr_schedule == "constant":
-            return self.lr
-        return self.lr * 0.5 * (1 + math.cos(math.pi * min(step / max(total_steps, 1), 1.0)))
 
 
 @dataclass
@@ -127,8 +87,7 @@ class ClassifierEpochReport:
     seconds: float  # training, without the evaluation
 
 
-
-class ClassifierTrainer(EpochLoop):
+class ClassifierTrainer(CheckpointedLoop):
     """Trains an AttributeClassifier with binary cross-entropy over every attribute, into a model folder; one
     rank of several under torchrun."""
 
@@ -255,8 +214,37 @@ class ClassifierTrainer(EpochLoop):
 
     # ------------------------------------------------------------------------------------------ outputs
 
-    def model_config(self) -> store.ModelConfig:
-        channels = self.config.channels
+    def step_text(self, readings: dict[str, float]) -> str:
+        return f"loss {readings['loss']:.4f}"
+
+    def epoch_text(self, report: ClassifierEpochReport) -> str:
+        return (f"epoch {report.epoch}/{self.options.epochs}  loss {report.loss:.4f}  validation: "
+                f"accuracy {report.mean_accuracy:.1%}  balanced accuracy {report.mean_balanced_accuracy:.1%}  "
+                f"{report.seconds:.1f}s")
+
+    # ------------------------------------------------------- the checkpoint (latentctl.train.checkpoint)
+
+    kind = KIND
+    options_type = ClassifierOptions
+    config_type = ClassifierConfig
+    config_key = "classifier"  # where training_state.json keeps the config
+    saved_network = "model"
+    # runs from before --precision computed in fp32, and those from before --lr-schedule at a constant lr
+    legacy_options = {"precision": "fp32", "lr_schedule": "constant"}
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"model": self.model}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"optimizer": self.optimizer}
+
+    def data_fingerprint(self) -> dict[str, Any]:
+        return self.data.fingerprint
+
+    def model_labels(self) -> list[str]:
+        return list(self.data.names)
+
+    def _own_training(self) -> dict[str, Any]:
         summary: dict[str, Any] = {}
         if self.epochs:
             last, metrics = self.epochs[-1], self.epochs[-1]["validation"]
@@ -266,101 +254,53 @@ class ClassifierTrainer(EpochLoop):
                        "validation": {"images": metrics["images"],
                                       "accuracy": _rounded(metrics["accuracy"]),
                                       "balanced_accuracy": _rounded(metrics["balanced_accuracy"])}}
-        return store.ModelConfig(
-            kind=KIND, network=self.config, labels=list(self.data.names),
-            normalization={"mean": [0.5] * channels, "std": [0.5] * channels},
-            training={"epochs": self.epoch, "steps": self.global_step,
-                      "images_seen": self.global_step * self.options.batch_size,
-                      "seconds": round(self.seconds, 2), "device": str(self.device),
-                      "world_size": self.dist.world_size, **self.step_settings.summary(), "torch": torch.__version__,
-                      "dataset": self.data.fingerprint, "preprocessing": self.preprocessing(),
-                      "augmentation": "horizontal flip, p = 0.5", "options": asdict(self.options), **summary,
-                      "base_rates": _rounded(dict(zip(self.data.names, self.data.train_attributes.float().mean(0)
-                                                      .tolist(), strict=True))),
-                      "complete": self.epoch >= self.options.epochs})
+        base_rates = dict(zip(self.data.names, self.data.train_attributes.float().mean(0).tolist(), strict=True))
+        return {"preprocessing": self.preprocessing(), "augmentation": "horizontal flip, p = 0.5",
+                "options": asdict(self.options), **summary, "base_rates": _rounded(base_rates)}
 
     def preprocessing(self) -> dict[str, Any]:
         """How an image must be prepared for this model: crop_and_resize(size, crop), then x / 127.5 - 1."""
         return {"size": self.config.image_size, "crop": self.data.crop, "resize": "lanczos",
                 "pixels": "x / 127.5 - 1"}
 
+    def _own_state(self) -> dict[str, Any]:
+        return {"preprocessing": self.preprocessing()}
+
     def _gather_for_checkpoint(self) -> None:
         self.dist.sync_buffers(self.model)
 
-    def _write_checkpoint(self, gathered: None) -> None:
-        """Write training state, then the model, then config.json; each file atomically."""
-        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
-        optimizer_tensors, optimizer_json = store.optimizer_to_tensors(self.optimizer, "optimizer")
-        tensors.update(optimizer_tensors)
-        tensors["rng.data_epoch_start"] = self.epoch_start_data_state
-        tensors["loss_sum"] = self.loss_sum
-        files.save_tensors(self.out_dir / store.STATE_TENSORS_FILE, tensors)
-        files.write_json(self.out_dir / store.STATE_JSON_FILE, {
-            "kind": KIND, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
-            "global_step": self.global_step, "seconds": self.seconds, "world_size": self.dist.world_size,
-            "precision": self.step_settings.precision, "options": asdict(self.options),
-            "classifier": self.config.to_dict(), "preprocessing": self.preprocessing(),
-            "dataset": self.data.fingerprint, "history": self.history, "epochs": self.epochs,
-            "optimizer": optimizer_json})
-        store.save_model(self.out_dir, self.model_config(), self.model)
+    def _state_tensors(self, gathered: None) -> dict[str, torch.Tensor]:
+        return {"loss_sum": self.loss_sum}
 
     @classmethod
-    def resume(cls, out_dir: Path, data: AttributeData, device: torch.device, epochs: int | None = None,
-               warn: Callable[[str], None] = lambda message: None, dist: Distributed = SINGLE) -> ClassifierTrainer:
-        """Rebuild a trainer from ``out_dir``'s checkpoint, exactly as it was when saved.
+    def read_state(cls, out_dir: Path) -> dict[str, Any]:
+        state = super().read_state(out_dir)
+        kind = state.get("kind", "cgan") if isinstance(state, dict) else None
+        if kind != KIND:
+            raise LatentctlError(f"{out_dir} holds a {kind} training run, not a classifier's",
+                                 hint="pass --out with a classifier run, or --force to start over there")
+        return state
 
-        Any number of processes resumes any run: the data order and flips do not depend on it."""
-        out_dir = Path(out_dir)
-        state = _read_state(out_dir)
-        try:
-            option_names = {f.name for f in fields(ClassifierOptions)}
-            # runs from before --precision computed in fp32, and those from before --lr-schedule at a constant lr
-            saved = {"precision": "fp32", "lr_schedule": "constant", **state["options"]}
-            options = ClassifierOptions(**{k: v for k, v in saved.items() if k in option_names})
-            config = ClassifierConfig(**state["classifier"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise LatentctlError(f"{out_dir / store.STATE_JSON_FILE} is damaged ({error})",
-                                 hint="start over with --force") from None
-        planned = options.epochs
-        if epochs is not None:
-            options.epochs = epochs
+    @classmethod
+    def _rebuild(cls, state: dict[str, Any], config: ClassifierConfig, options: ClassifierOptions,
+                 data: AttributeData, out_dir: Path, device: torch.device, dist: Distributed) -> ClassifierTrainer:
+        """A trainer for the saved run on ``data``, which must be prepared as the run's (any number of
+        processes resumes any run: the data order and flips do not depend on it)."""
         size, crop = state.get("preprocessing", {}).get("size"), state.get("preprocessing", {}).get("crop")
         if (data.image_size, data.crop) != (size, crop):
             raise LatentctlError(f"the run in {out_dir} trains on {size}px images cropped to {crop}, the data "
                                  f"given is {data.image_size}px cropped to {data.crop}",
                                  hint=f"resume with --size {size} --crop {crop}")
-        trainer = cls(config, options, data, out_dir, device, dist=dist)
-        speed.warn_if_precision_changed(state.get("precision"), trainer.step_settings, warn)
-        if state.get("dataset", {}).get("sha256") != data.fingerprint.get("sha256"):
-            warn("the dataset differs from the one this run started on; resuming on the new data")
-        tensors = files.load_tensors(out_dir / store.STATE_TENSORS_FILE)
-        model_part = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-        store.load_state_strict(trainer.model, model_part, out_dir / store.STATE_TENSORS_FILE)
-        store.optimizer_from_tensors(trainer.optimizer, tensors, state["optimizer"], "optimizer")
-        speed.match_layout(trainer.optimizer)
-        trainer.epoch_start_data_state = tensors["rng.data_epoch_start"]
-        trainer.loss_sum = tensors["loss_sum"].to(device)
-        trainer.epoch, trainer.step_in_epoch = state["epoch"], state["step_in_epoch"]
-        trainer.logged = (trainer.step_in_epoch, trainer.loss_sum.item())
-        trainer.global_step, trainer.seconds = state["global_step"], state["seconds"]
-        trainer.history, trainer.epochs = state["history"], state["epochs"]
-        if options.epochs != planned and options.lr_schedule == "cosine":
-            warn(f"the learning rate's cosine now spans {options.epochs} epochs, not {planned}: it goes on from "
-                 f"{trainer.learning_rate:.2g}, so the run is not the one {options.epochs} epochs from the start "
-                 "would make")
-        return trainer
+        return cls(config, options, data, out_dir, device, dist=dist)
 
-
-def _read_state(out_dir: Path) -> dict[str, Any]:
-    if not (out_dir / store.STATE_JSON_FILE).is_file():
-        raise LatentctlError(f"no training state to resume in {out_dir}",
-                             hint="train without --resume first, or pass --out to the run's folder")
-    state = files.read_json(out_dir / store.STATE_JSON_FILE)
-    kind = state.get("kind", "cgan") if isinstance(state, dict) else None
-    if kind != KIND:
-        raise LatentctlError(f"{out_dir} holds a {kind} training run, not a classifier's",
-                             hint="pass --out with a classifier run, or --force to start over there")
-    return state
+    def _restore(self, state: dict[str, Any], tensors: dict[str, torch.Tensor], planned_epochs: int,
+                 warn: Callable[[str], None]) -> None:
+        self.loss_sum = tensors["loss_sum"].to(self.device)
+        self.logged = (self.step_in_epoch, self.loss_sum.item())
+        if self.options.epochs != planned_epochs and self.options.lr_schedule == "cosine":
+            warn(f"the learning rate's cosine now spans {self.options.epochs} epochs, not {planned_epochs}: it goes "
+                 f"on from {self.learning_rate:.2g}, so the run is not the one {self.options.epochs} epochs from the "
+                 "start would make")
 
 
 # ------------------------------------------------------------------------------------------------ helpers

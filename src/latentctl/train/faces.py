@@ -14,17 +14,16 @@ of the real face beside it in the batch, so the generator learns the attribute m
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from latentctl.data.prepare import DEFAULT_CROP, DEFAULT_SIZE, PreparedCelebA, ensure_prepared
+from latentctl.data.prepare import PreparedCelebA
 from latentctl.models.dcgan import GANConfig
 from latentctl.train import FACE_BETAS, FACE_LR, FACE_R1
-from latentctl.train.gan import ImageDataset, TrainOptions
+from latentctl.train.gan import ImageDataset
+from latentctl.train.options import GANRunOptions, TrainOptions
 
 
 def default_options(**overrides: Any) -> TrainOptions:
@@ -38,8 +37,9 @@ ATTRIBUTE_EMBED_DIM = 32  # the attribute embedding beside the 100-d noise: a th
 ATTRIBUTE_PRIOR_SIZE = 4096  # real faces' attribute vectors kept in the generator (4 KB per 1,000 rows of 40)
 
 
-def default_config(image_size: int = DEFAULT_SIZE, latent_dim: int = 100, gen_width: int = 64,
-                   disc_width: int = 64, num_attributes: int = 0, faces: int = ATTRIBUTE_PRIOR_SIZE) -> GANConfig:
+def default_config(image_size: int = GANRunOptions.size, latent_dim: int = GANRunOptions.latent_dim,
+                   gen_width: int = GANRunOptions.gen_width, disc_width: int = GANRunOptions.disc_width,
+                   num_attributes: int = 0, faces: int = ATTRIBUTE_PRIOR_SIZE) -> GANConfig:
     """The face GAN: RGB, upsampling without checkerboards (see models.dcgan); conditioned on
     ``num_attributes`` binary attributes when that is > 0 (of ``faces`` training faces), else unconditional."""
     return GANConfig(latent_dim=latent_dim, num_classes=0, embed_dim=ATTRIBUTE_EMBED_DIM if num_attributes else 0,
@@ -67,12 +67,3 @@ def faces_dataset(prepared: PreparedCelebA, split: str = "train",
         fingerprint["attributes"] = list(attributes)
     return ImageDataset(images=torch.from_numpy(images), labels=labels, label_names=list(attributes or []),
                         name=fingerprint["name"], synthetic=fingerprint["synthetic"], identity=fingerprint)
-
-
-def load_faces(root: Path, size: int = DEFAULT_SIZE, crop: int = DEFAULT_CROP,
-               on_start: Callable[[str, int], None] | None = None,
-               on_progress: Callable[[int, int], None] | None = None,
-               attributes: list[str] | None = None) -> ImageDataset:
-    """Return the training faces of the CelebA in ``root``, preparing the cache first when needed."""
-    prepared = ensure_prepared(Path(root), size, crop, on_start=on_start, on_progress=on_progress)
-    return faces_dataset(prepared, attributes=attributes)

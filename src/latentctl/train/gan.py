@@ -35,60 +35,28 @@ from __future__ import annotations
 import copy
 import hashlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from torch.nn import functional as F
 
-from latentctl import files, store
 from latentctl import images as image_io
 from latentctl.errors import LatentctlError
 from latentctl.latent.sampling import generate, noise_for_seeds
 from latentctl.models.dcgan import Discriminator, GANConfig, Generator, split_logits
 from latentctl.train import speed
+from latentctl.train.checkpoint import CheckpointedLoop
 from latentctl.train.distributed import SINGLE, Distributed
-from latentctl.train.loop import DIVERGED_HINT, EpochLoop
+from latentctl.train.loop import DIVERGED_HINT
+from latentctl.train.options import TrainOptions
 
 SAMPLES_DIR = "samples"
 LOSS_PLOT = "loss.png"
 SAMPLE_COLUMNS = 10
 R1_INTERVAL = 4  # steps between R1 penalties (lazy regularisation), each weighted by it
-
-
-@dataclass
-class TrainOptions:
-    """Optimisation hyper-parameters; saved with the run so ``--resume`` continues with the same ones."""
-
-    epochs: int = 20
-    batch_size: int = 128  # the global batch: with several processes each takes an equal share
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    ema_decay: float = 0.999
-    mode_seeking: float = 0.0  # weight of the mode-seeking term (off by default)
-    r1: float = 0.0  # weight (gamma) of the R1 penalty on the discriminator's gradient at real images; 0: off
-    attribute_loss: float = 0.0  # attribute-conditioned GANs: weight of the auxiliary attribute classifier's loss
-    flip: bool = False  # mirror half of the real images left-right (faces yes, digits no)
-    seed: int = 0
-    sample_every: int = 1  # epochs between sample grids
-    log_every: int = 20  # steps between host reads of the losses (progress refresh, NaN check)
-    sync_bn: bool = False  # with several processes: the discriminator's BatchNorm over the global batch
-    precision: str = "auto"  # auto|fp32|bf16, see latentctl.train.speed; fp32 is the reference computation
-    compile: bool | None = None  # torch.compile the networks; None: where it pays (CUDA)
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 2 or self.sample_every < 1 or self.log_every < 1:
-            raise LatentctlError("epochs, sample-every and log-every must be >= 1 and batch size >= 2")
-        speed.check_precision(self.precision)
-        if not (self.lr > 0 and 0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and 0 <= self.ema_decay < 1
-                and self.mode_seeking >= 0 and self.r1 >= 0 and self.attribute_loss >= 0):
-            raise LatentctlError("learning rate must be > 0; betas and EMA decay in [0, 1); mode seeking, R1 and "
-                                 "the attribute loss >= 0")
-        if self.r1 > 0 and self.sync_bn:
-            raise LatentctlError("the R1 penalty differentiates the discriminator's gradient, which SyncBatchNorm "
-                                 "cannot", hint="drop --sync-bn, or pass --r1 0")
 
 
 @dataclass
@@ -124,8 +92,7 @@ class EpochReport:
     sample_path: Path | None
 
 
-
-class GANTrainer(EpochLoop):
+class GANTrainer(CheckpointedLoop):
     """Trains a (conditional) DCGAN and checkpoints it into a model folder; one rank of several under torchrun."""
 
     def __init__(self, config: GANConfig, options: TrainOptions, dataset: ImageDataset, out_dir: Path,
@@ -313,89 +280,63 @@ class GANTrainer(EpochLoop):
                              x_values=self.history["step"])
         return path
 
-    def model_config(self) -> store.ModelConfig:
-        labels = self.dataset.label_names if self.config.conditional else []
+    def step_text(self, readings: dict[str, float]) -> str:
+        return f"D {readings['loss_d']:.3f}  G {readings['loss_g']:.3f}"
+
+    def epoch_text(self, report: EpochReport) -> str:
+        return (f"epoch {report.epoch}/{self.options.epochs}  loss D {report.loss_d:.3f}  G {report.loss_g:.3f}  "
+                f"D(x) {report.d_real:.2f}  D(G(z)) {report.d_fake:.2f}  {report.seconds:.1f}s"
+                + (f"  -> {report.sample_path}" if report.sample_path else ""))
+
+    # ------------------------------------------------------- the checkpoint (latentctl.train.checkpoint)
+
+    options_type = TrainOptions
+    config_type = GANConfig
+    config_key = "gan"  # where training_state.json keeps the config
+    saved_network = "ema"  # the moving average is the model
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"generator": self.generator, "ema": self.ema, "discriminator": self.discriminator}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"opt_g": self.opt_g, "opt_d": self.opt_d}
+
+    def data_fingerprint(self) -> dict[str, Any]:
+        return self.dataset.fingerprint()
+
+    def model_labels(self) -> list[str]:
+        return self.dataset.label_names if self.config.conditional else []
+
+    def _own_training(self) -> dict[str, Any]:
         last = self.epochs[-1] if self.epochs else {}
-        return store.ModelConfig(
-            kind=self.kind, network=self.config, labels=labels,
-            normalization={"mean": [0.5] * self.config.channels, "std": [0.5] * self.config.channels},
-            training={"epochs": self.epoch, "steps": self.global_step,
-                      "images_seen": self.global_step * self.options.batch_size,
-                      "seconds": round(self.seconds, 2), "device": str(self.device),
-                      "world_size": self.dist.world_size, **self.step_settings.summary(),
-                      "torch": torch.__version__, "dataset": self.dataset.fingerprint(),
-                      "options": asdict(self.options), "ema": True,
-                      "final": {k: round(v, 4) for k, v in last.items() if k not in ("epoch", "seconds")},
-                      "complete": self.epoch >= self.options.epochs})
+        return {"options": asdict(self.options), "ema": True,
+                "final": {k: round(v, 4) for k, v in last.items() if k not in ("epoch", "seconds")}}
+
+    def _own_state(self) -> dict[str, Any]:
+        return {"noise_device": self.device.type}
 
     def _gather_for_checkpoint(self) -> list[torch.Tensor]:
         """Every rank's noise state, for rank 0 to save (and the networks' buffers in sync)."""
         self.dist.sync_buffers(self.generator, self.discriminator, self.ema)
         return self.dist.gather(self.noise_rng.get_state())
 
-    def _write_checkpoint(self, noise_states: list[torch.Tensor]) -> None:
-        """Write training state, then the EMA generator, then config.json; each file atomically."""
-        tensors: dict[str, torch.Tensor] = {}
-        for prefix, module in (("generator", self.generator), ("ema", self.ema),
-                               ("discriminator", self.discriminator)):
-            tensors.update({f"{prefix}.{k}": v for k, v in module.state_dict().items()})
-        optim_g, optim_g_json = store.optimizer_to_tensors(self.opt_g, "opt_g")
-        optim_d, optim_d_json = store.optimizer_to_tensors(self.opt_d, "opt_d")
-        tensors.update(optim_g)
-        tensors.update(optim_d)
-        tensors["rng.data_epoch_start"] = self.epoch_start_data_state
-        tensors.update({_noise_key(rank): state for rank, state in enumerate(noise_states)})
-        tensors["loss_sums"] = self.loss_sums
-        files.save_tensors(self.out_dir / store.STATE_TENSORS_FILE, tensors)
-        files.write_json(self.out_dir / store.STATE_JSON_FILE, {
-            "kind": self.kind, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
-            "global_step": self.global_step, "seconds": self.seconds, "noise_device": self.device.type,
-            "world_size": self.dist.world_size, "precision": self.step_settings.precision,
-            "options": asdict(self.options), "gan": self.config.to_dict(),
-            "dataset": self.dataset.fingerprint(), "history": self.history, "epochs": self.epochs,
-            "opt_g": optim_g_json, "opt_d": optim_d_json})
-        store.save_model(self.out_dir, self.model_config(), self.ema)
+    def _state_tensors(self, noise_states: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {**{_noise_key(rank): state for rank, state in enumerate(noise_states)}, "loss_sums": self.loss_sums}
 
     @classmethod
-    def resume(cls, out_dir: Path, dataset: ImageDataset, device: torch.device,
-               epochs: int | None = None, warn: Callable[[str], None] = lambda message: None,
-               dist: Distributed = SINGLE) -> GANTrainer:
-        """Rebuild a trainer from ``out_dir``'s checkpoint, exactly as it was when saved.
+    def _rebuild(cls, state: dict[str, Any], config: GANConfig, options: TrainOptions, data: ImageDataset,
+                 out_dir: Path, device: torch.device, dist: Distributed) -> GANTrainer:
+        return cls(config, options, data, out_dir, device, kind=state.get("kind", "cgan"), dist=dist)
 
-        Any number of processes resumes any run; the noise continues exactly only on the device type and
-        with the number of processes the run was saved with (each rank has its own stream)."""
-        out_dir = Path(out_dir)
-        if not (out_dir / store.STATE_JSON_FILE).is_file():
-            raise LatentctlError(f"no training state to resume in {out_dir}",
-                                 hint="train without --resume first, or pass --out to the run's folder")
-        state = files.read_json(out_dir / store.STATE_JSON_FILE)
-        try:
-            option_names = {f.name for f in fields(TrainOptions)}
-            saved = {"precision": "fp32", **state["options"]}  # runs from before --precision computed so
-            options = TrainOptions(**{k: v for k, v in saved.items() if k in option_names})
-            config = GANConfig(**state["gan"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise LatentctlError(f"{out_dir / store.STATE_JSON_FILE} is damaged ({error})",
-                                 hint="start over with --force") from None
-        if epochs is not None:
-            options.epochs = epochs
-        trainer = cls(config, options, dataset, out_dir, device, kind=state.get("kind", "cgan"), dist=dist)
-        speed.warn_if_precision_changed(state.get("precision"), trainer.step_settings, warn)
-        if state.get("dataset", {}).get("sha256") != dataset.fingerprint()["sha256"]:
-            warn("the dataset differs from the one this run started on; resuming on the new data")
-        tensors = files.load_tensors(out_dir / store.STATE_TENSORS_FILE)
-        for prefix, module in (("generator", trainer.generator), ("ema", trainer.ema),
-                               ("discriminator", trainer.discriminator)):
-            part = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
-            store.load_state_strict(module, part, out_dir / store.STATE_TENSORS_FILE)
-        store.optimizer_from_tensors(trainer.opt_g, tensors, state["opt_g"], "opt_g")
-        store.optimizer_from_tensors(trainer.opt_d, tensors, state["opt_d"], "opt_d")
-        speed.match_layout(trainer.opt_g)
-        speed.match_layout(trainer.opt_d)
-        trainer.epoch_start_data_state = tensors["rng.data_epoch_start"]
+    def _restore(self, state: dict[str, Any], tensors: dict[str, torch.Tensor], planned_epochs: int,
+                 warn: Callable[[str], None]) -> None:
+        """The noise streams and the epoch's loss sums. Any number of processes resumes any run; the noise
+        continues exactly only on the device type and with the number of processes the run was saved with
+        (each rank has its own stream)."""
+        device, dist = self.device, self.dist
         saved_world_size = state.get("world_size", 1)
         if state.get("noise_device") == device.type and saved_world_size == dist.world_size:
-            trainer.noise_rng.set_state(tensors[_noise_key(dist.rank)])
+            self.noise_rng.set_state(tensors[_noise_key(dist.rank)])
         else:  # a CUDA generator state does not fit a CPU generator, nor N streams M ranks: derive new ones
             if state.get("noise_device") != device.type:
                 warn(f"resuming a {state.get('noise_device')} run on {device.type}: results will not be "
@@ -404,14 +345,10 @@ class GANTrainer(EpochLoop):
                 warn(f"resuming a run of {saved_world_size} process(es) with {dist.world_size}: the data order "
                      "continues, the noise streams start anew; results will not be bit-identical to an "
                      "uninterrupted run")
-            trainer.noise_rng.manual_seed(noise_seed(options.seed, dist.rank) + state["global_step"])
-        trainer.loss_sums = tensors["loss_sums"].to(device)
-        trainer.epoch, trainer.step_in_epoch = state["epoch"], state["step_in_epoch"]
-        sums = trainer.loss_sums.tolist()
-        trainer.logged = (trainer.step_in_epoch, sums[0], sums[1])
-        trainer.global_step, trainer.seconds = state["global_step"], state["seconds"]
-        trainer.history, trainer.epochs = state["history"], state["epochs"]
-        return trainer
+            self.noise_rng.manual_seed(noise_seed(self.options.seed, dist.rank) + state["global_step"])
+        self.loss_sums = tensors["loss_sums"].to(device)
+        sums = self.loss_sums.tolist()
+        self.logged = (self.step_in_epoch, sums[0], sums[1])
 
 
 def noise_seed(seed: int, rank: int) -> int:

@@ -24,8 +24,8 @@ import torch
 
 from latentctl.errors import LatentctlError
 
-# callback(event, info): "epoch_start" {epoch, epochs, steps, step}, "step" {step, <readings>},
-# "epoch_end" {report}
+# callback(event, info): "epoch_start" {epoch, epochs, steps, step}, "step" {step, <readings>, text},
+# "epoch_end" {report, text}; each text is what a person reads of it (step_text, epoch_text)
 Callback = Callable[[str, dict[str, Any]], None]
 
 DIVERGED_HINT = "start over with --force and a lower --lr or another --seed"
@@ -36,7 +36,7 @@ class EpochLoop(ABC):
 
     Subclasses have ``options`` (``epochs``, ``batch_size``, ``log_every``), ``dist`` and ``out_dir``, and
     provide :meth:`_epoch_plan`, ``train_step``, :meth:`_readings`, :meth:`_finish_epoch`,
-    :meth:`_gather_for_checkpoint` and :meth:`_write_checkpoint`.
+    :meth:`_gather_for_checkpoint`, :meth:`_write_checkpoint`, :meth:`step_text` and :meth:`epoch_text`.
     """
 
     options: Any
@@ -88,6 +88,14 @@ class EpochLoop(ABC):
     def _write_checkpoint(self, gathered: Any) -> None:
         """Write the training state, the model and its config (rank 0)."""
 
+    @abstractmethod
+    def step_text(self, readings: dict[str, float]) -> str:
+        """The running losses as a progress bar shows them beside itself."""
+
+    @abstractmethod
+    def epoch_text(self, report: Any) -> str:
+        """The line that sums up a finished epoch."""
+
     # ------------------------------------------------------------------------------------------ the loop
 
     def train(self, callback: Callback | None = None) -> bool:
@@ -112,10 +120,12 @@ class EpochLoop(ABC):
                 window = slice(self.step_in_epoch * batch, (self.step_in_epoch + 1) * batch)
                 self.train_step(*(self.dist.shard(values[window]) for values in plan))
                 if self.global_step % self.options.log_every == 0:
-                    notify("step", {"step": self.step_in_epoch, **self.read_progress()})
+                    readings = self.read_progress()
+                    notify("step", {"step": self.step_in_epoch, **readings, "text": self.step_text(readings)})
             seconds = time.perf_counter() - started
             self.seconds += seconds
-            notify("epoch_end", {"report": self._finish_epoch(seconds)})
+            report = self._finish_epoch(seconds)
+            notify("epoch_end", {"report": report, "text": self.epoch_text(report)})
         return True
 
     @property

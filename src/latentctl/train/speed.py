@@ -28,9 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from latentctl.errors import LatentctlError
-
-PRECISIONS = ("auto", "fp32", "bf16")
+from latentctl.train.options import check_precision
 
 
 @dataclass(frozen=True)
@@ -57,12 +55,6 @@ class StepSettings:
         return {"precision": self.precision,
                 "step": {"channels_last": self.channels_last, "folded_upsampling": self.folded_upsampling,
                          "compile": self.compile, "fused_adam": self.fused_adam}}
-
-
-def check_precision(precision: str) -> None:
-    """Raise a LatentctlError unless ``precision`` is one of PRECISIONS."""
-    if precision not in PRECISIONS:
-        raise LatentctlError(f"unknown precision {precision!r}", hint=f"use one of {', '.join(PRECISIONS)}")
 
 
 def cpu_has_native_bf16() -> bool:
