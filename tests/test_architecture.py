@@ -1,5 +1,6 @@
-"""The package's shape: imports flow one way, with no cycle (imports inside functions included), and the
-library never imports the CLI."""
+"""The package's shape: imports flow one way (no cycles, imports inside functions included), each CLI module
+is one command group that imports no other's, tests use the library rather than private CLI helpers, and the
+CLI stays a thin layer of parsing and rendering."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import ast
 from pathlib import Path
 
 SOURCE = Path(__file__).resolve().parents[1] / "src"
+TESTS = Path(__file__).resolve().parent
 PACKAGE = "latentctl"
+CLI_SHARED = {"latentctl.cli", "latentctl.cli.options", "latentctl.cli.render"}  # what every command module may import
+CLI_LINE_BUDGET = 1500
 
 
 def _module_name(path: Path) -> str:
@@ -88,3 +92,26 @@ def test_library_never_imports_the_cli():
                  for module, imported in _graph().items()
                  if not module.startswith("latentctl.cli") and module != "latentctl.__main__"}
     assert {module: names for module, names in offenders.items() if names} == {}
+
+
+def test_no_cli_module_imports_another_commands_module():
+    graph = _graph()
+    offenders = {module: sorted(name for name in imported if name.startswith("latentctl.cli.")
+                                and name not in CLI_SHARED)
+                 for module, imported in graph.items() if module.startswith("latentctl.cli.")}
+    assert {module: names for module, names in offenders.items() if names} == {}
+
+
+def test_tests_import_no_private_cli_helper():
+    offenders = []
+    for path in sorted(TESTS.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("latentctl.cli"):
+                offenders += [f"{path.name}: {node.module}.{alias.name}" for alias in node.names
+                              if alias.name.startswith("_")]
+    assert offenders == []
+
+
+def test_cli_is_a_thin_layer():
+    lines = sum(len(path.read_text().splitlines()) for path in (SOURCE / PACKAGE / "cli").glob("*.py"))
+    assert lines < CLI_LINE_BUDGET, f"cli/ has {lines} lines"
