@@ -1,3 +1,53 @@
-"""latentctl: controllable image generation with GANs, from the command line."""
+"""latentctl: controllable image generation with GANs, from the command line and from Python.
+
+The names below are the public Python API (docs/python-api.md): one call per command. They are imported on
+first use, so ``import latentctl`` (and the CLI's ``--help``) stays free of torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+_PUBLIC = {
+    "LatentctlError": "latentctl.errors",
+    "UsageError": "latentctl.errors",
+    "datasets": "latentctl.data.datasets",  # a module: download, check, synth, ...
+    "start": "latentctl.train.runs",
+    "RunResult": "latentctl.train.runs",
+    "CGANRunOptions": "latentctl.train.options",
+    "GANRunOptions": "latentctl.train.options",
+    "ClassifierRunOptions": "latentctl.train.options",
+    "sample": "latentctl.latent.generation",
+    "SampleOptions": "latentctl.latent.generation",
+    "interpolate": "latentctl.latent.generation",
+    "InterpolateOptions": "latentctl.latent.generation",
+    "SteeringSession": "latentctl.latent.session",
+    "SteerOptions": "latentctl.latent.session",
+    "steer_faces": "latentctl.latent.session",
+    "list_attributes": "latentctl.latent.attributes",
+    "classify": "latentctl.eval.reading",
+    "evaluate_steer": "latentctl.eval.steering",
+    "SteerEvalOptions": "latentctl.eval.steering",
+    "load_model": "latentctl.store",
+    "save_model": "latentctl.store",
+    "resolve_model": "latentctl.lookup",
+    "push": "latentctl.hub",
+    "pull": "latentctl.hub",
+}
+__all__ = ["__version__", *_PUBLIC]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'latentctl' has no attribute {name!r}")
+    module = importlib.import_module(_PUBLIC[name])
+    value = module if module.__name__.endswith(f".{name}") else getattr(module, name)
+    globals()[name] = value  # once imported, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
