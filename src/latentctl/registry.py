@@ -1,23 +1,9 @@
 """The local model registry: a name for every model folder latentctl knows, wherever the folder lives.
 
-A name is found in this order:
-1. a model folder ``$LATENTCTL_HOME/models/NAME``: registered by being there (training and import write
-   there by default);
-2. an entry of ``$LATENTCTL_HOME/registry.json``: folders elsewhere, which latentctl registers when it
-   writes them (``train ... --out DIR``, ``models import ... --out DIR``) and models pulled from the Hub,
-   named ``user/repo`` or ``user/repo@revision``, whose files stay in the Hub cache.
-
-``registry.json`` only maps names to folders; the models themselves are described by their own
-``config.json``. It is validated on every read and written atomically, and changes hold a lock
-(``registry.json.lock``) from reading to writing, so that processes registering at once (training runs
-side by side in a pipeline) keep each other's entries::
-
-    {"format": "latentctl.registry", "format_version": 1,
-     "models": {"faces-run2": {"path": "/runs/faces2", "source": "trained", "added": "2025-01-31T12:00:00+00:00"},
-                "ada/digits": {"path": "~/.cache/huggingface/hub/models--ada--digits/snapshots/3f2a...",
-                               "source": "hub", "added": "...",
-                               "hub": {"repo_id": "ada/digits", "revision": "main", "commit": "3f2a..."}}}}
-"""
+A name is a folder of ``$LATENTCTL_HOME/models``, or an entry of ``$LATENTCTL_HOME/registry.json`` (folders
+elsewhere, and Hub models named ``user/repo[@revision]``). The file only maps names to folders; it is validated
+on every read, written atomically, and changed under a lock so that runs side by side keep each other's entries
+(docs/models.md shows its format)."""
 
 from __future__ import annotations
 

@@ -1,14 +1,9 @@
 """Attribute directions in latent space: one linear boundary per attribute, fitted to classifier readings of
 generated faces (InterFaceGAN, Shen et al., 2020), and their cache.
 
-A boundary's normal runs from the mean latent of the faces the classifier reads as not having the attribute
-to the mean of those it reads as having it, the hyperplane halfway: the classes' linear discriminant (latents
-are N(0, I)), closed form, deterministic and a second on a CPU. An attribute with fewer than ``MIN_CLASS``
-faces on a side gets a ridge regression of its logit instead. Each direction comes with its held-out
-agreement with the classifier; poor ones are not used to condition other moves. Conditional manipulation
-moves along ``n_target - P n_target``, ``P`` projecting onto the kept attributes' directions, which leaves
-their logits unchanged to first order. docs/steering.md ("The direction method") says why, with measurements.
-"""
+The normal is the classes' linear discriminant (closed form; a ridge regression of the logit where a side has
+too few faces), and conditional moves project out the kept attributes' directions. docs/steering.md ("The
+direction method") says why, with measurements."""
 
 from __future__ import annotations
 

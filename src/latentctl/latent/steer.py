@@ -1,27 +1,8 @@
 """Attribute steering: move latents so that a frozen classifier reads more (or less) of some attributes in the
-faces a frozen generator draws, while the other attributes stay where they were. docs/steering.md explains
-each term and measures it.
-
-Every method walks ``steps`` moves of equal length ``strength / steps`` (normalised, so ``strength`` is a
-latent distance whatever the scale of the logits) and keeps ``frames`` evenly spaced snapshots; with
-``until`` a face stops once every target is past it.
-
-- ``gradient``: each move follows the normalised gradient, through the classifier and the generator, of
-
-      sum_t s_t * logit_t(z)                                   reach the targets (s_t = +1 towards, -1 away)
-      - keep_others * mean_k (logit_k(z) - logit_k(z_0))^2     leave every other attribute where it started
-      - prior * (|z| - |z_0|)^2                                stay on the Gaussian shell the generator knows
-
-  read from ``views`` faces around z (``smoothed_logits``), so it follows what they share, not one image's
-  quirks that only the steering classifier responds to.
-- ``direction`` (InterFaceGAN): one fixed direction per attribute (``latent.directions``), with the kept
-  attributes' directions projected out; instant once fitted.
-- ``label``, on a generator conditioned on attributes: the attribute input moves in a straight line from
-  each face's start vector to its end one (``latent.attributes.turned_attributes``), the noise fixed, so
-  there is no classifier gradient to fool. ``gradient`` on such a generator turns the input the same way and
-  also moves the noise along the gradient read at the input turned all the way, carrying a face the rest of
-  the way where the input alone does not show the attribute.
-"""
+faces a frozen generator draws, while the other attributes stay where they were. Three methods: ``gradient``
+(the classifier's gradient, with keep-others and prior terms), ``direction`` (fixed fitted directions, the kept
+ones projected out) and ``label`` (turning the attribute input of a conditioned generator). docs/steering.md
+gives each term and its measurements."""
 
 from __future__ import annotations
 

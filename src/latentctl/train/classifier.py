@@ -1,26 +1,9 @@
 """Training the attribute classifier on the prepared CelebA cache (real or synthetic).
 
-The loop keeps the GAN loop's conventions (``latentctl.train.gan``), for the same reasons:
-- the images sit on the device as uint8 (when they fit in half its free memory) and each batch is
-  normalised there, ``x / 127.5 - 1``, the range generators emit, so the classifier reads generated
-  images as they come;
-- data order and the horizontal flips (the only augmentation: CelebA's attributes have no left or right)
-  come from one seeded generator whose state is checkpointed, so ``--resume`` continues bit for bit,
-  even from the middle of an epoch; there is no dropout, whose randomness would be a second stream;
-- the loss is read by the host only every ``log_every`` steps, and checked finite before any checkpoint
-  is written, so a diverged run keeps its last good model;
-- the step runs as ``latentctl.train.speed`` decides for the device (bf16 autocast, channels-last,
-  ``torch.compile`` and fused Adam on CUDA; channels-last on the CPU, in bf16 where it has bf16 instructions
-  and float32 elsewhere; ``precision="fp32"``: the reference computation, bit for bit).
-
-Under torchrun (``latentctl.train.distributed``) the model trains in DistributedDataParallel, each rank on
-its slice of the global batch; every rank evaluates the whole validation split with the same weights and
-running statistics, and rank 0 writes the files.
-
-After every epoch the model is evaluated on the validation split: per attribute, accuracy and balanced
-accuracy (the mean of the true-positive and true-negative rates, which a classifier cannot raise by
-always answering "no" to a rare attribute), and the means of both over the attributes.
-"""
+The loop keeps the GAN loop's conventions (``latentctl.train.gan``): uint8 images on the device, one
+checkpointed generator for data order and flips (no dropout), so a resume continues bit for bit, and a loss
+checked finite before any checkpoint. After each epoch it measures every attribute's accuracy and balanced
+accuracy on the validation split (``latentctl.eval.metrics``; docs/training-classifier.md)."""
 
 from __future__ import annotations
 

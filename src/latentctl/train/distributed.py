@@ -1,25 +1,9 @@
 """Training in several processes (GPUs, or CPU processes) started by PyTorch's launcher, torchrun.
 
-``torchrun --nproc-per-node N -m latentctl train ...`` starts N copies of a training command. Each finds its
-place in the variables torchrun sets (RANK, WORLD_SIZE, LOCAL_RANK) and ``start`` joins them into one
-process group: NCCL between GPUs (each process takes the GPU of its local rank), gloo between CPU
-processes. Without torchrun, or with one process, nothing here does anything: a single-process run is
-exactly what it was, bit for bit.
-
-How the training loops use it, and why:
-- ``--batch-size`` is the global batch. Every rank draws the same seeded permutation of the data each
-  epoch, and at each step takes its own slice of the same global batch (``shard``), so no image is seen
-  twice in an epoch, the steps of an epoch and the images of each step are those of a single-process run,
-  and a run moves between process counts. DistributedDataParallel averages the gradients, so the update
-  is the mean over the global batch, as in one process: the learning rate keeps its meaning.
-- Losses are summed on each rank and averaged over the ranks only where the host reads them (every
-  ``log_every`` steps), in the same all-reduce as a flag that says whether any rank was asked to stop
-  (Ctrl-C). All ranks therefore stop at the same step: one that stopped alone would leave the others
-  waiting in a collective for ever.
-- Rank 0 writes every file; the others wait at a barrier after each checkpoint.
-- A rank that fails writes so in the store of the process group; the others see it and leave within
-  seconds instead of waiting for a collective that will never complete, and only one rank reports.
-"""
+Each process finds its place in torchrun's variables and joins one process group (NCCL between GPUs, gloo
+between CPU processes); with one process nothing here does anything. ``--batch-size`` is the global batch,
+sharded so that a step sees the images of a single-process run; all ranks stop at the same step; rank 0 writes
+the files; a failing rank tells the others through the group's store. docs/distributed.md explains each."""
 
 from __future__ import annotations
 

@@ -1,16 +1,8 @@
 """DCGAN on CelebA faces: the dataset wiring and defaults for ``latentctl train gan``.
 
-The architecture is DCGAN's (Radford et al., 2016) for 64x64 faces: 100-d noise, widths 64, batch 128, with
-nearest-neighbour upsampling in place of transposed convolutions (see ``latentctl.models.dcgan``), an EMA of
-the generator and horizontal flips. The optimiser is the seed projects' Adam, lr 1e-3 with betas (0.5, 0.99),
-held steady by an R1 penalty of weight 1 (``latentctl.train.FACE_LR`` and its neighbours): against DCGAN's
-lr 2e-4 and betas (0.5, 0.999) it drew sharper faces and the rare attributes two to three times as often in
-the same steps. ``--batch-size 64 --r1 0`` reproduces the seeds' training.
-
-``--condition attributes`` conditions both networks on the face's binary attributes (``models.dcgan``): every
-attribute the set draws, all 40 on CelebA, or the ``--attribute`` ones. Each fake face is given the attributes
-of the real face beside it in the batch, so the generator learns the attribute mixes faces really have.
-"""
+DCGAN's architecture (Radford et al., 2016) with nearest-neighbour upsampling, trained with the seed projects'
+Adam held steady by an R1 penalty; ``--condition attributes`` gives each fake the attributes of the real face
+beside it in the batch. docs/training-gan.md compares these defaults with DCGAN's and the seeds'."""
 
 from __future__ import annotations
 

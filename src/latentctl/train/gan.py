@@ -1,34 +1,9 @@
 """The GAN training loop, shared by conditional digits and (unconditional or attribute-conditioned) faces.
 
-Design choices, each for a reason:
-- The whole dataset sits on the device as uint8 when it fits (CelebA's 162,770 training faces at 64x64
-  are 2 GB) and is normalised per batch there: no DataLoader, no per-sample Python, no JPEG decoding in
-  the loop. When it does not fit it stays in host memory (or memory-mapped) and batches are copied over.
-- Losses are summed on the device; the host reads them only every ``log_every`` steps, so the GPU is
-  never stalled by a per-step ``.item()``.
-- The step runs as fast as the device allows (``latentctl.train.speed``): bf16 autocast, channels-last
-  tensors, ``torch.compile`` and fused Adam on CUDA; channels-last on the CPU, in bf16 where it has bf16
-  instructions and float32 elsewhere; ``precision="fp32"`` is the reference computation, bit for bit. The
-  discriminator's weights need no gradient for the generator's update, so none is computed (the same
-  numbers, about 5% less work).
-- Randomness comes from two dedicated generators (data order on the CPU, noise on the device) whose
-  states are checkpointed, so ``--resume`` continues bit for bit, even from the middle of an epoch.
-- An R1 penalty (``r1``; 0 here, 1 for the face GAN, ``train gan --r1``) keeps the discriminator's gradient
-  small at real images (Mescheder et al., 2018). With it the face GAN trains at the seed projects' lr 1e-3:
-  sharper faces, and the rare attributes two to three times as often (docs/training-gan.md). It is computed
-  lazily, every ``R1_INTERVAL`` steps and scaled up by it (Karras et al., 2020), through the plain
-  discriminator: a gradient of a gradient, which neither ``torch.compile`` nor SyncBatchNorm differentiates.
-- A GAN conditioned on attributes also learns to read them (``attribute_loss``, an auxiliary classifier in the
-  discriminator, see ``latentctl.models.dcgan``): the discriminator's head is fitted to the real faces'
-  attributes, and the generator is pushed to make it read on each fake the attributes that fake was given.
-  Without it the projection alone let subtle attributes slip (docs/training-gan.md).
-- An exponential moving average of the generator is what gets saved as the model: it gives visibly
-  cleaner samples at no training cost (Karras et al., 2018; Yazici et al., 2019).
-- The epoch loop (``latentctl.train.loop``, shared with the classifier) writes a checkpoint only after the
-  losses were checked finite, so a diverged run never overwrites the last good model.
-- Under torchrun (``latentctl.train.distributed``) both networks train in DistributedDataParallel, each
-  rank on its slice of the global batch with its own noise stream; rank 0 writes the files.
-"""
+The data sits on the device as uint8 and is normalised per batch (no DataLoader); the host reads the losses only
+every ``log_every`` steps; randomness comes from two checkpointed generators, so a resume continues bit for bit;
+the saved model is the generator's moving average; faces train with an R1 penalty. docs/training-gan.md and
+docs/performance.md say why each, with measurements."""
 
 from __future__ import annotations
 

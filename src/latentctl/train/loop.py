@@ -1,16 +1,8 @@
 """The epoch loop every latentctl trainer shares: what happens between steps, not in them.
 
-A run is epochs of fixed-size batches cut from one order drawn per epoch. Between steps the loop:
-- stops where Ctrl-C asked, after checking the losses so far are finite, and saves the run there, so that
-  ``--resume`` continues from that very step;
-- reads the running losses from the device only every ``log_every`` steps, and stops the run with a
-  clear error on NaN/inf before anything is saved, so a diverged run never overwrites the last good model;
-- under torchrun, stops every rank at the same step: one that stopped alone would leave the others
-  waiting in a collective. The ranks agree where they average their loss sums, once per step read.
-
-A trainer (``GANTrainer``, ``ClassifierTrainer``) subclasses ``EpochLoop``, calls ``_start_loop`` in its
-``__init__`` and provides the step itself and what an epoch's end and a checkpoint write.
-"""
+Between steps it stops where Ctrl-C asked and saves the run there (``--resume`` continues from that step),
+reads the losses only every ``log_every`` steps and stops on NaN/inf before anything is saved, and under
+torchrun stops every rank at the same step. Trainers subclass ``EpochLoop`` and provide the step itself."""
 
 from __future__ import annotations
 

@@ -1,22 +1,9 @@
 """How a training step runs on its device: arithmetic precision, tensor layout, compilation, the optimiser's kernel.
 
-Chosen by measurement (``benchmarks/bench.py``, docs/performance.md), per device type:
-
-- CUDA: bf16 autocast (tensor cores; bf16 has float32's range, so no loss scaling), channels-last tensors (the
-  layout tensor-core convolutions read), ``torch.compile`` (fuses BatchNorm, activations and the elementwise
-  tail of every layer), fused Adam (one kernel for all parameters) and cuDNN autotuning.
-- CPU: channels-last tensors; bf16 autocast where the CPU computes bf16 in hardware (AVX-512 BF16 or AMX:
-  ``cpu_has_native_bf16``), float32 elsewhere. On 2 cores of an AVX-512 BF16 CPU bf16 made the face GAN's step
-  1.70x faster, the classifier's 1.61x and the cGAN's 1.39x, and trained as well as float32; on an AVX2
-  CPU, which converts every operand, it made the face GAN's step 24x slower. ``torch.compile`` made the CPU
-  step 20% slower (after 90 s of compiling): opt-in there.
-- everywhere but under ``--precision fp32``: nearest upsampling folded into one transposed convolution
-  (``models.dcgan.NearestUpsampling``), the same function for 4/9 of the multiply-adds.
-
-``--precision fp32`` asks for the reference computation: float32, the tensors' default layout, the
-upsampling as written, plain Adam, nothing compiled unless ``--compile`` is given: the numbers latentctl
-computed before any of this, bit for bit. Everything else changes results only by float rounding (or bf16's).
-"""
+CUDA: bf16 autocast, channels-last, ``torch.compile``, fused Adam, cuDNN autotuning. CPU: channels-last, bf16 only
+where the CPU has bf16 instructions (AVX-512 BF16 or AMX), else float32. ``--precision fp32`` is the reference
+computation, bit for bit; the rest changes results only by rounding. The measurements behind each choice are in
+docs/performance.md (``benchmarks/bench.py``)."""
 
 from __future__ import annotations
 
