@@ -156,3 +156,24 @@ def test_atomic_writes_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(previous)
     assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_the_same_tensors_give_the_same_file_bytes_in_every_process(tmp_path):
+    """safetensors orders the metadata as a per-process hash map does; latentctl's files do not depend on it."""
+    import subprocess
+    import sys
+
+    script = ("import sys, torch; from pathlib import Path; from latentctl import files; "
+              "files.save_tensors(Path(sys.argv[1]), {'b': torch.arange(6.0), 'a': torch.ones(2, 3)}, "
+              "{key: key * 3 for key in ('kind', 'format', 'epoch', 'seed', 'size', 'labels', 'source')})")
+    written = []
+    for run in range(4):
+        path = tmp_path / f"run{run}.safetensors"
+        subprocess.run([sys.executable, "-c", script, str(path)], check=True)
+        written.append(path.read_bytes())
+    assert len(set(written)) == 1
+    loaded = files.load_tensors(tmp_path / "run0.safetensors")
+    assert torch.equal(loaded["b"], torch.arange(6.0)) and torch.equal(loaded["a"], torch.ones(2, 3))
+    length = int.from_bytes(written[0][:8], "little")
+    metadata = json.loads(written[0][8:8 + length])["__metadata__"]
+    assert list(metadata) == sorted(metadata) and metadata["kind"] == "kindkindkind"
