@@ -268,3 +268,10 @@ def test_steer_says_how_many_faces_missed_a_target_and_what_may_help(cli, models
     for name, count in report["not_reached"].items():
         assert f"{count} of 6 faces did not {'reach' if name == 'Male' else 'lose'} {name}" in result.stderr
     assert "--method direction" in result.stderr and "--strength" in result.stderr
+
+
+def test_eval_steer_refuses_an_unknown_attribute_by_its_own_flag_before_any_model_is_looked_up(cli, tmp_path):
+    result = cli("eval", "steer", "--model", tmp_path / "no-model", "--judge", tmp_path / "no-judge",
+                 "--attribute", "Mael")
+    assert result.exit_code == 2 and "did you mean Male" in result.output and "no model" not in result.output
+    assert "--attribute" in result.output and "--to" not in result.output

@@ -23,7 +23,7 @@ def steer(
     classifier: flags.Classifier = None,
     attribute: Annotated[list[str] | None, typer.Option("--attribute", help="Target attribute (repeatable) "
                                                         f"[default: {', '.join(Defaults.attributes)}].",
-                                                        show_default=False)] = None,
+                                                        show_default=False, callback=flags.celeba_names)] = None,
     faces: Annotated[int, typer.Option("--faces", min=1, max=10_000, help="Faces per attribute, among those the "
                                        "judge reads as not having it.")] = Defaults.faces,
     steps: flags.Steps = Defaults.steps, strength: flags.Strength = Defaults.strength,

@@ -16,6 +16,20 @@ def _check_device(value: str) -> str:
     return value
 
 
+def celeba_names(param: typer.CallbackParam, values: list[str] | None) -> list[str] | None:
+    """A callback of attribute options: a name that is not one of CelebA's is refused at parse time, before any
+    model is looked up (with a "did you mean")."""
+    from latentctl.data.celeba import CELEBA_ATTRIBUTES
+    from latentctl.errors import UsageError
+    from latentctl.latent.attributes import resolve_attributes
+
+    try:
+        resolve_attributes(values or [], list(CELEBA_ATTRIBUTES), param.opts[0])
+    except UsageError as error:
+        raise typer.BadParameter(error.message, param_hint=error.option) from None
+    return values
+
+
 Device = Annotated[str, typer.Option("--device", callback=_check_device, help="auto, cpu, cuda, cuda:N or mps "
                                      "(auto picks CUDA when present).", rich_help_panel="Runtime")]
 Seed = Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, rich_help_panel="Runtime",

@@ -19,19 +19,6 @@ class Method(str, Enum):
     label = "label"
 
 
-def _celeba_names(param: typer.CallbackParam, values: list[str] | None) -> list[str] | None:
-    """Refuse a name that is not one of CelebA's at parse time, before any model is looked up."""
-    from latentctl.data.celeba import CELEBA_ATTRIBUTES
-    from latentctl.errors import UsageError
-    from latentctl.latent.attributes import resolve_attributes
-
-    try:
-        resolve_attributes(values or [], list(CELEBA_ATTRIBUTES), param.opts[0])
-    except UsageError as error:
-        raise typer.BadParameter(error.message, param_hint=error.option) from None
-    return values
-
-
 def register(app: typer.Typer) -> None:
     app.command("steer")(steer)
     app.command("attributes")(attributes)
@@ -42,9 +29,9 @@ def steer(
     = Path("steer.png"),
     to: Annotated[list[str] | None, typer.Option("--to", help="Attribute to add (repeatable), e.g. Male, "
                                                  "smiling, eyeglasses.", show_default=False,
-                                                 callback=_celeba_names)] = None,
+                                                 callback=flags.celeba_names)] = None,
     away_from: Annotated[list[str] | None, typer.Option("--away-from", help="Attribute to remove (repeatable).",
-                                                        show_default=False, callback=_celeba_names)
+                                                        show_default=False, callback=flags.celeba_names)
                          ] = None,
     model: flags.FaceModel = None,
     classifier: flags.Classifier = None,

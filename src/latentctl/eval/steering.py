@@ -107,7 +107,7 @@ def evaluate_steer(session: SteeringSession | None = None, *, judge: str | Path,
     and ``device``."""
     from latentctl import images as image_io
     from latentctl.files import file_sha256
-    from latentctl.latent.attributes import check_pair
+    from latentctl.latent.attributes import check_pair, resolve_attributes
     from latentctl.latent.steer import SteerSettings
     from latentctl.store import WEIGHTS_FILE, load_model
 
@@ -116,7 +116,7 @@ def evaluate_steer(session: SteeringSession | None = None, *, judge: str | Path,
     if plot is not None:
         image_io.check_writable(plot)
     session = session or SteeringSession.load(model, classifier, device)
-    targets = [t.name for t in session.targets(options.attributes)]
+    targets = list(dict.fromkeys(resolve_attributes(options.attributes, session.names, "--attribute")))
     session.check_reach(options.reach)
     judge_dir = lookup.resolve_model(judge, "")
     judge_model, judge_config = load_model(judge_dir, "classifier", session.device, option="--judge")
