@@ -75,26 +75,27 @@ def read_json(path: Path) -> Any:
 
 def save_tensors(path: Path, tensors: dict[str, Any], metadata: dict[str, str] | None = None) -> None:
     """Write tensors to a safetensors file atomically; the same tensors and metadata give the same bytes."""
-    from safetensors.torch import save
+    from safetensors.torch import save_file
 
     contiguous = {name: tensor.detach().contiguous().cpu() for name, tensor in tensors.items()}
-    data = _metadata_sorted(save(contiguous, metadata=metadata))
     with atomic_path(path) as temporary:
-        temporary.write_bytes(data)
+        save_file(contiguous, str(temporary), metadata=metadata)
+        if metadata and len(metadata) > 1:
+            _sort_metadata(temporary)
 
 
-def _metadata_sorted(data: bytes) -> bytes:
-    """safetensors writes the metadata in a hash map's order, which changes from process to process: sort it.
-    The header keeps its length (same JSON, other order), so the tensors' offsets stay as they are."""
-    length = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8:8 + length])
-    if len(header.get("__metadata__") or {}) < 2:
-        return data
-    header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
-    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
-    if len(text) > length or data[8 + len(text):8 + length].strip(b" "):  # not the layout expected: keep it
-        return data
-    return data[:8] + text.ljust(length, b" ") + data[8 + length:]
+def _sort_metadata(path: Path) -> None:
+    """safetensors writes the metadata in a hash map's order, which changes from process to process: sort it in
+    place. The header keeps its length (the same JSON in another order), so the tensors stay where they are."""
+    with open(path, "r+b") as file:
+        length = int.from_bytes(file.read(8), "little")
+        written = file.read(length)
+        header = json.loads(written)
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(text) <= length and not written[len(text):].strip(b" "):  # else not the layout expected: leave it
+            file.seek(8)
+            file.write(text.ljust(length, b" "))
 
 
 def load_tensors(path: Path) -> dict[str, Any]:
