@@ -249,6 +249,15 @@ def test_a_truncated_file_is_a_one_line_error(cli, tmp_path, keep):
     assert len(result.stderr.strip().splitlines()) == 2
 
 
+@pytest.mark.parametrize("content", [b"netG after 25 epochs on LSUN bedrooms\n", bytes(range(7, 256)) * 4])
+def test_a_file_that_is_no_checkpoint_is_not_taken_for_pickled_objects(cli, tmp_path, content):
+    (tmp_path / "notes.pth").write_bytes(content)
+    result = cli("models", "import", tmp_path / "notes.pth", "--kind", "gan")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: {tmp_path / 'notes.pth'} is not a readable PyTorch checkpoint")
+    assert "unpickling" not in result.stderr and len(result.stderr.strip().splitlines()) == 2
+
+
 def test_a_generator_imported_as_a_classifier_is_refused_with_the_right_kind(cli, tmp_path):
     path = save_seed(tmp_path, "gen.pth", "gen", celeba_generator())
     result = cli("models", "import", path, "--kind", "classifier")

@@ -97,6 +97,9 @@ def read_checkpoint(file: Path) -> Any:
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
+        if "Unsupported operand" in str(error):  # not a pickle at all: bytes that are no opcode
+            raise LatentctlError(f"{file} is not a readable PyTorch checkpoint (neither a zip archive nor a pickle)",
+                                 hint="it is corrupted, or not a .pth file: copy it again") from None
         found = re.search(r"GLOBAL ([\w.]+)", str(error))
         what = f"a {found[1]} object" if found else "Python objects"
         raise LatentctlError(f"{file} holds {what}, not only tensors: loading it needs full unpickling, which "
