@@ -245,6 +245,6 @@ def load_model(directory: Path, kind: str | tuple[str, ...], device: Any = "cpu"
 
 def build_network(network: NetworkConfig) -> Any:
     """Return a new network (fresh weights) of the architecture ``network`` configures."""
-    from latentctl.models import classifier, dcgan, seed  # noqa: F401 (importing them registers their networks)
+    from latentctl.models import classifier, dcgan, pytorch_dcgan, seed  # noqa: F401 (importing registers them)
 
     return NETWORKS[network.architecture](network)

@@ -1,4 +1,4 @@
-"""``latentctl models ...``: the models latentctl knows by name: list, show, rm, and import seed checkpoints."""
+"""``latentctl models ...``: the models latentctl knows by name: list, show, rm, and import .pth checkpoints."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from latentctl import console, registry
 from latentctl.cli.options import Json
 from latentctl.seed_import import ARCHS, IMPORT_KINDS
 
-app = typer.Typer(help="The models latentctl knows by name: list, show, remove, import seed checkpoints.",
+app = typer.Typer(help="The models latentctl knows by name: list, show, remove, import checkpoints.",
                   no_args_is_help=True)
 Name = Annotated[str, typer.Argument(help="A model's name, as 'latentctl models list' shows it (a folder name "
                                      "in $LATENTCTL_HOME/models, a registered name, or user/repo for a pulled "
@@ -105,33 +105,36 @@ def remove(name: Name, yes: Annotated[bool, typer.Option("--yes", "-y", help="De
 
 @app.command("import")
 def import_checkpoint(
-    file: Annotated[Path, typer.Argument(help="A .pth file of the seed notebooks: {'gen': state_dict} or "
-                                         "{'classifier': state_dict}.", show_default=False)],
+    file: Annotated[Path, typer.Argument(help="A .pth file of the seed notebooks ({'gen': state_dict} or "
+                                         "{'classifier': state_dict}), or a generator of pytorch/examples' "
+                                         "dcgan/main.py (netG_epoch_N.pth).", show_default=False)],
     kind: Annotated[ImportKind, typer.Option("--kind", help="What the file holds: gan (a generator), cgan (a "
                                              "generator with one-hot digit labels) or classifier (40 "
                                              "attributes).", show_default=False)],
-    arch: Annotated[Arch | None, typer.Option("--arch", help="The seed architecture [default: detected].")] = None,
+    arch: Annotated[Arch | None, typer.Option("--arch", help="The architecture: a seed layout, or pytorch-dcgan "
+                                              "(pytorch/examples' DCGAN generator) [default: detected].")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Model folder to write [default: $LATENTCTL_HOME/"
                                              "models/ followed by the file's name].", file_okay=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace a model already in --out.")] = False,
     json_output: Json = False,
 ) -> None:
-    """Import a checkpoint of the seed notebooks (.pth) as a latentctl model folder.
+    """Import a checkpoint of the seed notebooks or of pytorch/examples' DCGAN (.pth) as a latentctl model folder.
 
     Read with torch.load(weights_only=True) only (nothing is unpickled); the architecture (dcgan-64, dcgan-28,
-    classifier-64) is detected from the tensors, whose shapes are all checked; the folder gives the seed
-    code's outputs in every command.
+    classifier-64, pytorch-dcgan) is detected from the tensors, whose shapes are all checked; the folder gives
+    the original code's outputs in every command.
 
     Examples:
 
         latentctl models import pretrained_celeba.pth --kind gan
         latentctl models import pretrained_classifier.pth --kind classifier --out models/seed-classifier
         latentctl models import cgan_mnist.pth --kind cgan --arch dcgan-28 --json
+        latentctl models import out/netG_epoch_24.pth --kind gan --arch pytorch-dcgan
     """
     from latentctl import seed_import
 
     imported = seed_import.import_checkpoint(file, kind.value, arch.value if arch else None, out, force=force)
-    console.info(f"imported {imported.description} (seed {imported.arch}, {imported.tensors} tensors) into "
+    console.info(f"imported {imported.description} ({imported.origin}, {imported.tensors} tensors) into "
                  f"{imported.path} as {imported.name}")
     if json_output:
         console.emit_json({"command": "models import", **imported.to_json()})

@@ -209,10 +209,41 @@ class SeedClassifierConfig:
         return asdict(self)
 
 
-NetworkConfig = GANConfig | ClassifierConfig | SeedGeneratorConfig | SeedClassifierConfig
+PYTORCH_DCGAN_IMAGE_SIZE = 64  # pytorch/examples' generator: 1 -> 4 -> 8 -> 16 -> 32 -> 64, whatever --imageSize
+
+
+@dataclass(frozen=True)
+class PytorchDCGANConfig:
+    """Everything needed to rebuild the generator of pytorch/examples' ``dcgan/main.py``:
+    ``PytorchDCGANGenerator(config)`` (models.pytorch_dcgan). Its flags were ``--nz``, ``--ngf`` and ``nc``."""
+
+    architecture: ClassVar[str] = "pytorch-dcgan"
+    kinds: ClassVar[tuple[str, ...]] = ("gan",)
+
+    latent_dim: int = 100  # nz
+    gen_width: int = 64  # ngf: channels of the last hidden block; 8x that after the first
+    channels: int = 3  # nc: 3, or 1 for its --dataset mnist
+    image_size: int = PYTORCH_DCGAN_IMAGE_SIZE  # what the network draws; recorded so that config.json says it
+
+    def __post_init__(self) -> None:
+        _check_positive(self, ("latent_dim", "gen_width", "channels", "image_size"))
+        if self.image_size != PYTORCH_DCGAN_IMAGE_SIZE:
+            raise ValueError(f"pytorch/examples' DCGAN generator draws {PYTORCH_DCGAN_IMAGE_SIZE}px images, "
+                             f"not {self.image_size}px")
+
+    @property
+    def num_labels(self) -> int:
+        return 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+NetworkConfig = GANConfig | ClassifierConfig | SeedGeneratorConfig | SeedClassifierConfig | PytorchDCGANConfig
 # architecture name (config.json's architecture["name"]) -> its config class
 ARCHITECTURES: dict[str, type[NetworkConfig]] = {
-    config.architecture: config for config in (GANConfig, ClassifierConfig, SeedGeneratorConfig, SeedClassifierConfig)}
+    config.architecture: config for config in (GANConfig, ClassifierConfig, SeedGeneratorConfig, SeedClassifierConfig,
+                                               PytorchDCGANConfig)}
 # architecture name -> the network built from that config, filled by @register as the network modules load
 NETWORKS: dict[str, type] = {}
 Network = TypeVar("Network", bound=type)
