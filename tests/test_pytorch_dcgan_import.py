@@ -215,6 +215,15 @@ def test_steer_moves_an_imported_generator_with_a_classifier_of_its_size(cli, tm
     assert Image.open(tmp_path / "male.png").size[1] >= 2 * 64
 
 
+def test_a_hub_model_card_says_where_an_imported_generator_comes_from(cli, tmp_path):
+    from latentctl import hub
+
+    report = imported(cli, save_examples(tmp_path, ExamplesGenerator(16, 8, 3)), "--kind", "gan")
+    card = hub.model_card(store.read_config(Path(report["model"])), "ada/bedrooms")
+    assert "from the pytorch/examples' DCGAN checkpoint `netG_epoch_24.pth`" in card
+    assert "architecture `pytorch-dcgan`" in card and "64x64 RGB images from 16-d Gaussian noise" in card
+
+
 # ------------------------------------------------------------------------------- what the file may hold
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from latentctl import __version__, files, registry, store
 from latentctl.errors import LatentctlError, first_line
+from latentctl.models.configs import PytorchDCGANConfig
 
 PULLED_FILES = (store.WEIGHTS_FILE, store.CONFIG_FILE)  # all that pull downloads, and all it reads
 SAMPLE_FILE = "sample.png"
@@ -219,7 +220,9 @@ def _training_lines(config: store.ModelConfig) -> list[str]:
     training = config.training
     imported = training.get("imported")
     if isinstance(imported, dict):
-        return [f"Imported by `latentctl models import` from the seed-project checkpoint `{imported.get('file')}` "
+        examples = imported.get("arch") == PytorchDCGANConfig.architecture
+        origin = "pytorch/examples' DCGAN" if examples else "seed-project"
+        return [f"Imported by `latentctl models import` from the {origin} checkpoint `{imported.get('file')}` "
                 f"(sha256 `{str(imported.get('sha256', ''))[:16]}`), architecture `{imported.get('arch')}`: "
                 "trained outside latentctl; its training is not recorded."]
     if not training:
