@@ -31,6 +31,8 @@ _PUBLIC = {
     "classify": "latentctl.eval.reading",
     "evaluate_steer": "latentctl.eval.steering",
     "SteerEvalOptions": "latentctl.eval.steering",
+    "evaluate_fid": "latentctl.eval.fid",
+    "FIDOptions": "latentctl.eval.fid",
     "load_model": "latentctl.store",
     "save_model": "latentctl.store",
     "resolve_model": "latentctl.lookup",

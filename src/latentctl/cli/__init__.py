@@ -3,7 +3,6 @@ errors become messages and exit codes. Command modules import torch inside their
 
 from __future__ import annotations
 
-import errno
 import os
 import sys
 from typing import Annotated, Any
@@ -14,7 +13,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from latentctl import __version__
 from latentctl.console import print_error, stderr
-from latentctl.errors import LatentctlError, UsageError
+from latentctl.errors import LatentctlError, UsageError, from_os_error
 
 EXIT_INTERRUPTED = 130
 
@@ -35,7 +34,7 @@ class _Root(TyperGroup):
             if isinstance(error, KeyboardInterrupt):
                 stderr.print("[bold red]interrupted[/]")
                 raise typer.Exit(EXIT_INTERRUPTED) from None
-            print_error(error if isinstance(error, LatentctlError) else _os_error(error))
+            print_error(error if isinstance(error, LatentctlError) else from_os_error(error))
             raise typer.Exit(1) from None
 
 
@@ -52,16 +51,6 @@ class _Command(TyperCommand):
 
 def _debug(ctx: click.Context) -> bool:
     return bool(ctx.find_root().meta.get("latentctl.debug")) or os.environ.get("LATENTCTL_DEBUG") == "1"
-
-
-def _os_error(error: OSError) -> LatentctlError:
-    where = f": {error.filename}" if error.filename else ""
-    if error.errno == errno.ENOSPC:
-        return LatentctlError(f"the disk is full{where}", hint="free some space, or point --out / "
-                              "LATENTCTL_HOME at a disk with room; nothing was left half-written")
-    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return LatentctlError(f"permission denied{where}", hint="choose a folder you can write to")
-    return LatentctlError(f"{error.strerror or error}{where}", hint="rerun with --debug for details")
 
 
 app = typer.Typer(name="latentctl", cls=_Root, help="Controllable image generation with GANs: train, sample and "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from contextlib import ExitStack, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -11,7 +11,7 @@ import typer
 
 from latentctl import console, data
 from latentctl.cli.options import DataRoot, Json, Seed
-from latentctl.cli.render import RunningTotal, emit
+from latentctl.cli.render import RunningTotal, StageBars, emit
 from latentctl.errors import LatentctlError
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def download(
     """
     from latentctl.data import datasets
 
-    with _Bars() as bars:
+    with StageBars() as bars:
         def fall_back(message: str) -> None:
             bars.finish()
             console.warn(message)
@@ -71,24 +71,6 @@ def _finish(command: str, result: DataResult, json_output: bool) -> None:
     """Print what a data command made (its JSON document with --json), then say what was done."""
     emit(command, result, json_output, *result.paths)
     console.info(result.summary)
-
-
-class _Bars(ExitStack):
-    """One progress bar per file (bytes) or step, opened as each begins: one live bar at a time."""
-
-    name: str | None = None
-
-    def update(self, name: str, done: int, total: int | None, unit: str = "bytes") -> None:
-        if name != self.name:
-            self.finish()  # the previous file is finished: its bar goes
-            self.bar = RunningTotal(self.enter_context(console.progress(name, total, unit=unit)))
-            self.name = name
-        self.bar.update(done)
-
-    def finish(self) -> None:
-        """Close the current bar (before a message, or when its file is done)."""
-        self.close()
-        self.name = None
 
 
 @app.command("check")
@@ -223,7 +205,7 @@ def synth(
     """
     from latentctl.data import datasets
 
-    with _Bars() as bars:
+    with StageBars() as bars:
         result = datasets.synth(dataset, root, n=n, n_train=n_train, n_test=n_test, seed=seed, force=force,
                                 on_progress=lambda done, total: bars.update(dataset, done, total, unit=""))
     _finish("data synth", result, json_output)

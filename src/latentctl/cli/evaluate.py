@@ -1,4 +1,4 @@
-"""``latentctl eval steer``: how well steering works, read by an independent judge classifier."""
+"""``latentctl eval ...``: how well steering works, read by an independent judge classifier; FID and KID."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import typer
 
 from latentctl import console
 from latentctl.cli import options as flags
+from latentctl.cli.render import StageBars, emit
+from latentctl.eval.fid import FIDOptions
 from latentctl.eval.steering import SteerEvalOptions as Defaults
 
 app = typer.Typer(help="Measure what the models do.", no_args_is_help=True)
@@ -69,6 +71,43 @@ def steer(
         console.emit_json({"command": "eval steer", **evaluation.to_json()})
     elif plot is not None:
         console.emit_path(plot)
+
+
+@app.command("fid")
+def fid(
+    model: Annotated[Path | None, typer.Option("--model", help="Generator: folder, registered name or user/repo"
+                                               "[@rev] [default: gan-celeba].", show_default=False)] = None,
+    data: Annotated[str | None, typer.Option("--data", metavar="NAME_OR_FOLDER", show_default=False, help=(
+        "Real images: mnist, celeba (prepared at the model's size and crop) or a folder of images "
+        "[default: the dataset the model was trained on]."))] = None,
+    n: Annotated[int, typer.Option("--n", min=2, help="Generated images, and real ones.")] = FIDOptions.n,
+    inception_weights: Annotated[Path | None, typer.Option("--inception-weights", dir_okay=False, help=(
+        "The FID Inception's weights file, for machines without internet [default: fetched into torch.hub's "
+        "cache on first use]."), show_default=False)] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = FIDOptions.batch_size,
+    device: flags.Device = "auto", seed: flags.Seed = FIDOptions.seed, json_output: flags.Json = False,
+) -> None:
+    """FID and KID of a generator's images against real ones (torch-fidelity's Inception; lower is better).
+
+    The real images' features are cached beside the dataset's prepared cache and reused. KID is the mean over
+    100 subsets of 1,000 images (fewer with a smaller --n), with its standard deviation. docs/metrics.md says
+    how to compare the numbers.
+
+    Examples:
+
+        latentctl eval fid --model gan-celeba
+        latentctl eval fid --model cgan-mnist --n 5000 --json | jq .fid
+        latentctl eval fid --data ./my-faces --inception-weights weights-inception-2015-12-05-6726825d.pth
+    """
+    from latentctl.eval.fid import evaluate_fid
+
+    with StageBars() as bars:
+        report = evaluate_fid(model, FIDOptions(n=n, batch_size=batch_size, seed=seed), data=data,
+                              inception_weights=inception_weights, device=device,
+                              on_progress=lambda stage, done, total: bars.update(stage, done, total, unit=""))
+    console.info(f"FID {report.fid:.2f}, KID {report.kid:.4f} (sd {report.kid_std:.4f}): {report.generated} images "
+                 f"of {report.model} against {report.real} of {report.data} ({report.seconds:.0f}s)")
+    emit("eval fid", report, json_output)
 
 
 def _cell(value: float | None, form: str) -> str:

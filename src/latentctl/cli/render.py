@@ -31,6 +31,24 @@ class RunningTotal:
         self.advance(amount)  # negative when a download restarts from zero
 
 
+class StageBars(ExitStack):
+    """One progress bar per file (bytes) or step, opened as each begins: one live bar at a time."""
+
+    name: str | None = None
+
+    def update(self, name: str, done: int, total: int | None, unit: str = "bytes") -> None:
+        if name != self.name:
+            self.finish()  # the previous file is finished: its bar goes
+            self.bar = RunningTotal(self.enter_context(console.progress(name, total, unit=unit)))
+            self.name = name
+        self.bar.update(done)
+
+    def finish(self) -> None:
+        """Close the current bar (before a message, or when its file is done)."""
+        self.close()
+        self.name = None
+
+
 class TrainingProgress:
     """A training run's events (latentctl.train.runs) on stderr: on a terminal a bar while a dataset cache is built
     and one per epoch; everywhere a line per epoch. Feed it ``update``."""
