@@ -32,10 +32,13 @@ def warn(message: str) -> None:
 
 
 def print_error(error: LatentctlError) -> None:
-    """Print an expected failure as one line, plus one hint line when there is a hint."""
-    stderr.print(f"[bold red]error:[/] {error.message}", markup=True, highlight=False)
+    """Print an expected failure as one line, plus one hint line when there is a hint (both as written: brackets
+    in them, as in ``pip install 'latentctl[tensorboard]'``, are text, not markup)."""
+    from rich.markup import escape
+
+    stderr.print(f"[bold red]error:[/] {escape(error.message)}", markup=True, highlight=False)
     if error.hint:
-        stderr.print(f"[dim]hint:[/] {error.hint}")
+        stderr.print(f"[dim]hint:[/] {escape(error.hint)}")
 
 
 def emit_json(document: dict[str, Any]) -> None:

@@ -241,7 +241,11 @@ def _training_lines(config: store.ModelConfig) -> list[str]:
             ("options", ", ".join(f"{key} {value}" for key, value in training.get("options", {}).items())
              if isinstance(training.get("options"), dict) else None),
             ("final epoch", ", ".join(f"{key} {value}" for key, value in training.get("final", {}).items())
-             if isinstance(training.get("final"), dict) else None)]
+             if isinstance(training.get("final"), dict) else None),
+            ("FID (KID) by epoch", "; ".join(f"epoch {entry.get('epoch')}: {entry.get('fid')} ({entry.get('kid')}, "
+                                             f"{entry.get('fid_images')} images)"
+                                             for entry in training["fid"] if isinstance(entry, dict))
+             if isinstance(training.get("fid"), list) else None)]
     return ["| | |", "|---|---|"] + [f"| {key} | {value} |" for key, value in rows if value not in (None, "")]
 
 

@@ -81,9 +81,7 @@ def fid(
         "Real images: mnist, celeba (prepared at the model's size and crop) or a folder of images "
         "[default: the dataset the model was trained on]."))] = None,
     n: Annotated[int, typer.Option("--n", min=2, help="Generated images, and real ones.")] = FIDOptions.n,
-    inception_weights: Annotated[Path | None, typer.Option("--inception-weights", dir_okay=False, help=(
-        "The FID Inception's weights file, for machines without internet [default: fetched into torch.hub's "
-        "cache on first use]."), show_default=False)] = None,
+    inception_weights: flags.InceptionWeights = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = FIDOptions.batch_size,
     device: flags.Device = "auto", seed: flags.Seed = FIDOptions.seed, json_output: flags.Json = False,
 ) -> None:

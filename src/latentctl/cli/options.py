@@ -79,3 +79,6 @@ Reach = Annotated[float, typer.Option("--reach", min=1.0, max=4.0, rich_help_pan
 Samples = Annotated[int, typer.Option("--samples", min=100, max=1_000_000, rich_help_panel="Steering", help="Faces "
                                       "sampled to fit the attribute directions (--method direction; fitted once per "
                                       "generator and classifier, then cached).")]
+InceptionWeights = Annotated[Path | None, typer.Option("--inception-weights", dir_okay=False, show_default=False, help=(
+    "The FID Inception's weights file, for machines without internet [default: fetched into torch.hub's cache on "
+    "first use]."))]

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from latentctl import console
-from latentctl.cli.options import DataRoot, Device, Json, Seed
+from latentctl.cli.options import DataRoot, Device, InceptionWeights, Json, Seed
 from latentctl.cli.render import TrainingProgress
 from latentctl.train import FACE_R1
 from latentctl.train.options import CONDITIONS, LR_SCHEDULES, PRECISIONS, RUN_OPTIONS
@@ -22,7 +22,7 @@ from latentctl.train.options import GANRunOptions as GAN
 
 app = typer.Typer(help="Train models.", no_args_is_help=True)
 
-HYPER, ARCH, RUNTIME = "Hyper-parameters", "Architecture", "Runtime"
+HYPER, ARCH, RUNTIME, WATCH = "Hyper-parameters", "Architecture", "Runtime", "Logs and metrics"
 Precision = Enum("Precision", [(name, name) for name in PRECISIONS], type=str)  # see latentctl.train.speed
 Condition = Enum("Condition", [(name, name) for name in CONDITIONS], type=str)  # see latentctl.models.dcgan
 LRSchedule = Enum("LRSchedule", [(name, name) for name in LR_SCHEDULES], type=str)
@@ -76,6 +76,14 @@ ImageSize = Annotated[int, typer.Option(min=8, max=1024, callback=_image_size, h
 Crop = Annotated[int, typer.Option(min=8, max=178, help="Centred square cut from CelebA's 178x218 images before "
                                    "resizing (see 'latentctl data prepare').", rich_help_panel=ARCH)]
 SampleEvery = Annotated[int, typer.Option(min=1, help="Write a sample grid every N epochs.")]
+LogDir = Annotated[Path | None, typer.Option("--log-dir", file_okay=False, rich_help_panel=WATCH, help=(
+    "Write TensorBoard logs there: losses, learning rate, images/s, FID, a sample grid per epoch (needs "
+    "latentctl[tensorboard]); a resume may change it."))]
+FidEvery = Annotated[int, typer.Option("--fid-every", min=0, rich_help_panel=WATCH, help=(
+    "Measure FID and KID of the EMA generator every N epochs and after the last (0: never), as 'latentctl eval "
+    "fid' does; recorded in the training state and config.json, plotted in fid.png."))]
+FidImages = Annotated[int, typer.Option("--fid-images", min=2, rich_help_panel=WATCH, help=(
+    "Generated and real images each FID reads."))]
 Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in --out exactly where it stopped.")]
 Force = Annotated[bool, typer.Option("--force", help="Start over, replacing the run in --out.")]
 Processes = Annotated[int, typer.Option("--nproc", min=1, rich_help_panel=RUNTIME, help="Train in N processes on this "
@@ -104,7 +112,8 @@ def train_cgan(
     gen_width: GenWidth = CGAN.gen_width, disc_width: DiscWidth = CGAN.disc_width,
     sample_every: SampleEvery = CGAN.sample_every, resume: Resume = False, force: Force = False,
     device: Device = "auto", nproc: Processes = 1, precision: PrecisionOption = CGAN.precision,
-    compile: Compile = CGAN.compile, seed: Seed = CGAN.seed, json_output: Json = False,
+    compile: Compile = CGAN.compile, seed: Seed = CGAN.seed, log_dir: LogDir = None, fid_every: FidEvery = 0,
+    fid_images: FidImages = CGAN.fid_images, inception_weights: InceptionWeights = None, json_output: Json = False,
 ) -> None:
     """Train the conditional DCGAN on MNIST (or synthetic digits).
 
@@ -117,6 +126,7 @@ def train_cgan(
         latentctl train cgan --epochs 5 --device cuda
         latentctl train cgan --resume --epochs 30
         latentctl train cgan --nproc 4 --device cuda --batch-size 512
+        latentctl train cgan --fid-every 5 --log-dir runs/tb
     """
     _train(context, "cgan", locals())
 
@@ -150,7 +160,8 @@ def train_gan(
     size: ImageSize = GAN.size, crop: Crop = GAN.crop, sample_every: SampleEvery = GAN.sample_every,
     resume: Resume = False, force: Force = False, device: Device = "auto", nproc: Processes = 1,
     precision: PrecisionOption = GAN.precision, compile: Compile = GAN.compile, seed: Seed = GAN.seed,
-    json_output: Json = False,
+    log_dir: LogDir = None, fid_every: FidEvery = 0, fid_images: FidImages = GAN.fid_images,
+    inception_weights: InceptionWeights = None, json_output: Json = False,
 ) -> None:
     """Train a DCGAN on CelebA faces (or synthetic faces), 64x64 RGB by default.
 
@@ -166,6 +177,7 @@ def train_gan(
         latentctl train gan --resume --epochs 60
         latentctl train gan --nproc 8 --device cuda --batch-size 512 --size 128
         latentctl train gan --condition attributes --out models/gan-attributes
+        latentctl train gan --fid-every 5 --log-dir runs/tb --device cuda
     """
     _train(context, "gan", locals())
 
@@ -187,7 +199,8 @@ def train_classifier(
         "network's quirks (see docs/steering.md). Each costs a network's time."))] = Classifier.members,
     size: ImageSize = Classifier.size, crop: Crop = Classifier.crop, resume: Resume = False, force: Force = False,
     device: Device = "auto", nproc: Processes = 1, precision: PrecisionOption = Classifier.precision,
-    compile: Compile = Classifier.compile, seed: Seed = Classifier.seed, json_output: Json = False,
+    compile: Compile = Classifier.compile, seed: Seed = Classifier.seed, log_dir: LogDir = None,
+    json_output: Json = False,
 ) -> None:
     """Train the attribute classifier: CelebA's 40 attributes from a face, on CelebA (or synthetic faces).
 
@@ -222,7 +235,12 @@ def _train(context: typer.Context, kind: str, arguments: dict[str, Any]) -> None
         def on_event(event: str, info: dict[str, Any]) -> None:
             progress.update(event, info)
             if event == "end" and info["complete"] and kind == "classifier":
-                _print_attribute_table(info["trainer"].metrics, info["trainer"].data.not_rendered)
+                from latentctl.eval.metrics import describe_attributes
+
+                table, lines = describe_attributes(info["trainer"].metrics, info["trainer"].data.not_rendered)
+                console.print_table(*table)
+                for line in lines:
+                    console.info(line)
 
         result = runs.start(kind, out=arguments["out"], data_root=arguments["data_root"], options=options,
                             resume=arguments["resume"], force=arguments["force"], device=arguments["device"],
@@ -239,21 +257,3 @@ def _train(context: typer.Context, kind: str, arguments: dict[str, Any]) -> None
     console.info(f"done: {result.epoch} epochs in {result.training['seconds']:.0f}s; model in {result.model}")
     if not arguments["json_output"]:
         console.emit_path(result.model)
-
-
-def _print_attribute_table(metrics: dict[str, Any], not_rendered: list[str]) -> None:
-    """Print each attribute's validation accuracy and balanced accuracy, then their means (stderr)."""
-    names = list(metrics["accuracy"])
-    rows = [[name, f"{metrics['accuracy'][name]:.1%}", f"{metrics['balanced_accuracy'][name]:.1%}",
-             f"{metrics['positives'][name] / metrics['images']:.1%}",
-             "[dim]not drawn[/]" if name in not_rendered else ""] for name in names]
-    console.print_table(f"validation ({metrics['images']:,} images)",
-                        ["attribute", "accuracy", "balanced accuracy", "present in", ""], rows)
-    console.info(f"mean over the {len(names)} attributes: accuracy {metrics['mean_accuracy']:.1%}, "
-                 f"balanced accuracy {metrics['mean_balanced_accuracy']:.1%}")
-    drawn = [name for name in names if name not in not_rendered]
-    if not_rendered and drawn:
-        console.info(f"mean over the {len(drawn)} attributes the synthetic faces draw: accuracy "
-                     f"{sum(metrics['accuracy'][n] for n in drawn) / len(drawn):.1%}, balanced accuracy "
-                     f"{sum(metrics['balanced_accuracy'][n] for n in drawn) / len(drawn):.1%} (the other "
-                     f"{len(not_rendered)} are labels only: nothing in the image says them)")

@@ -191,17 +191,13 @@ def real_images(data: str | Path | None, config: Any) -> RealImages:
 
 
 def _mnist(root: Path, config: Any) -> RealImages:
-    import torch
+    from latentctl.train.cgan import load_digits
 
-    from latentctl.data.mnist import load_mnist
-
-    images, _ = load_mnist(root, "train")  # (N, 28, 28) uint8
-    if config.image_size != images.shape[-1] or config.channels != 1:
+    digits = load_digits(root)  # (N, 1, 28, 28) uint8: what `train cgan` reads, with the fingerprint it records
+    if config.image_size != digits.images.shape[-1] or config.channels != 1:
         raise UsageError(f"the model draws {config.image_size}px images with {config.channels} channels, MNIST's "
                          "are 28px gray", option="--data")
-    digest = hashlib.sha256(images[:: max(1, len(images) // 64)].numpy().tobytes()).hexdigest()[:16]
-    return RealImages("mnist", len(images), lambda index: images[torch.from_numpy(index)][:, None], root / CACHE_FOLDER,
-                      f"{len(images)}-{digest}")
+    return real_from_images("mnist", digits.images, root / CACHE_FOLDER, digits.fingerprint()["sha256"])
 
 
 def _celeba(root: Path, config: Any, trained_on: dict[str, Any]) -> RealImages:
@@ -234,6 +230,13 @@ def _folder(folder: Path, config: Any) -> RealImages:
                       lambda index: read_face_images([found[i] for i in np.sort(index)], config.image_size, 0,
                                                      "bilinear"),
                       paths.home() / "cache" / CACHE_FOLDER / key, key)
+
+
+def real_from_images(name: str, images: torch.Tensor, cache: Path, fingerprint: str) -> RealImages:
+    """Real images already in memory (a training set: uint8 (N, C, H, W)) as the real side of a comparison."""
+    import torch
+
+    return RealImages(name, len(images), lambda index: images[torch.from_numpy(index)], cache, fingerprint)
 
 
 def reference_features(real: RealImages, n: int, network: FeatureNetwork, batch_size: int,
@@ -291,18 +294,21 @@ class FIDReport:
 def generated_batches(generator: torch.nn.Module, config: Any, n: int, seed: int, batch_size: int
                       ) -> Iterator[torch.Tensor]:
     """uint8 images (B, C, H, W) of seeds ``seed``..``seed + n - 1``: digit i mod classes for a class-conditional
-    generator, attributes drawn from its prior for an attribute-conditioned one."""
+    generator, attributes drawn from its prior for an attribute-conditioned one. ``config``: a ModelConfig or
+    the network's config."""
     import torch
 
     from latentctl.latent.sampling import draw_attributes, generate, noise_for_seeds
 
+    network = getattr(config, "network", config)  # a model's config, or the network's own (a trainer's)
+    classes, attributes = getattr(network, "num_classes", 0), getattr(network, "num_attributes", 0)
     for start in range(seed, seed + n, batch_size):
         seeds = list(range(start, min(start + batch_size, seed + n)))
         labels = None
-        if config.conditioned_on_attributes:
+        if attributes:
             labels = draw_attributes(generator.attribute_prior, seeds)
-        elif config.labels:
-            labels = torch.tensor(seeds) % len(config.labels)
+        elif classes:
+            labels = torch.tensor(seeds) % classes
         images = generate(generator, noise_for_seeds(seeds, config.latent_dim), labels)  # (B, C, H, W) in [-1, 1]
         yield images.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)
 
@@ -341,3 +347,22 @@ def evaluate_fid(model: str | Path | None = None, options: FIDOptions | None = N
     kid, kid_std = kernel_distance(fake, reference, options.kid_subsets, options.kid_subset_size, options.seed)
     return FIDReport(model_dir, real.name, frechet_distance(fake, reference), kid, kid_std, len(fake), len(reference),
                      network.name, cache, cached, time.perf_counter() - started, options)
+
+
+class FIDProbe:
+    """FID and KID of a generator against fixed real images whose features are read once: what training measures
+    every few epochs (``train gan|cgan --fid-every N``)."""
+
+    def __init__(self, real: RealImages, n: int, network: FeatureNetwork,
+                 batch_size: int = FIDOptions.batch_size) -> None:
+        self.real, self.n, self.network, self.batch_size = real, n, network, batch_size
+        self.reference: torch.Tensor | None = None
+
+    def __call__(self, generator: torch.nn.Module, config: Any) -> dict[str, float]:
+        """{"fid", "kid", "fid_images"} of ``generator``'s images (seeds 0..n-1, as ``eval fid`` draws them)."""
+        if self.reference is None:
+            self.reference, _, _ = reference_features(self.real, self.n, self.network, self.batch_size)
+        fake = extract(generated_batches(generator, config, self.n, 0, self.batch_size), self.network)
+        kid, _ = kernel_distance(fake, self.reference)
+        return {"fid": round(frechet_distance(fake, self.reference), 4), "kid": round(kid, 6),
+                "fid_images": len(fake)}

@@ -30,6 +30,7 @@ from latentctl.train.options import TrainOptions
 
 SAMPLES_DIR = "samples"
 LOSS_PLOT = "loss.png"
+FID_PLOT = "fid.png"
 SAMPLE_COLUMNS = 10
 R1_INTERVAL = 4  # steps between R1 penalties (lazy regularisation), each weighted by it
 
@@ -65,6 +66,7 @@ class EpochReport:
     d_fake: float  # mean D(G(z)) probability on generated images
     seconds: float
     sample_path: Path | None
+    fid: dict[str, float] | None = None  # {"fid", "kid", "fid_images"} when measured after this epoch (--fid-every)
 
 
 class GANTrainer(CheckpointedLoop):
@@ -108,6 +110,10 @@ class GANTrainer(CheckpointedLoop):
         self.fixed_labels = sample_labels(config, dataset)
         self.fixed_noise = noise_for_seeds(range(SAMPLE_COLUMNS * (config.num_classes or SAMPLE_COLUMNS)),
                                            config.latent_dim)
+        # watching, not training (a resume may change it): FID of the EMA generator every fid_every epochs and
+        # after the last, by fid_probe(generator, config) -> {"fid", "kid", ...} (latentctl.eval.fid.FIDProbe), rank 0
+        self.fid_every: int = 0
+        self.fid_probe: Callable[[nn.Module, GANConfig], dict[str, float]] | None = None
 
     # ------------------------------------------------------------------------------------------ one step
 
@@ -233,12 +239,21 @@ class GANTrainer(CheckpointedLoop):
         self.logged = (0, 0.0, 0.0)
         self.epoch_start_data_state = self.data_rng.get_state()
         self.epochs.append({"epoch": self.epoch, **means, "seconds": round(seconds, 3)})
-        sample_path = None
-        if (self.epoch % self.options.sample_every == 0 or self.epoch == self.options.epochs) and self.dist.is_main:
+        sample_path, scores = None, None
+        last = self.epoch == self.options.epochs
+        if (self.epoch % self.options.sample_every == 0 or last) and self.dist.is_main:
             sample_path = self.save_samples()
+        if self.fid_probe is not None and self.fid_every and (self.epoch % self.fid_every == 0 or last) \
+                and self.dist.is_main:  # the other ranks wait for it in the checkpoint's collectives
+            scores = self.fid_probe(self.ema, self.config)
+            self.epochs[-1].update(scores)
+            measured = [entry for entry in self.epochs if "fid" in entry]
+            image_io.plot_curves({"FID": [entry["fid"] for entry in measured]}, self.out_dir / FID_PLOT,
+                                 title=f"{self.kind} FID of the EMA generator", x_label="epoch",
+                                 x_values=[entry["epoch"] for entry in measured])
         self.save_checkpoint()
         return EpochReport(self.epoch, means["loss_d"], means["loss_g"], means["d_real"], means["d_fake"],
-                           seconds, sample_path)
+                           seconds, sample_path, scores)
 
     # ------------------------------------------------------------------------------------------ outputs
 
@@ -261,6 +276,7 @@ class GANTrainer(CheckpointedLoop):
     def epoch_text(self, report: EpochReport) -> str:
         return (f"epoch {report.epoch}/{self.options.epochs}  loss D {report.loss_d:.3f}  G {report.loss_g:.3f}  "
                 f"D(x) {report.d_real:.2f}  D(G(z)) {report.d_fake:.2f}  {report.seconds:.1f}s"
+                + (f"  FID {report.fid['fid']:.2f}" if report.fid else "")
                 + (f"  -> {report.sample_path}" if report.sample_path else ""))
 
     # ------------------------------------------------------- the checkpoint (latentctl.train.checkpoint)
@@ -284,8 +300,11 @@ class GANTrainer(CheckpointedLoop):
 
     def _own_training(self) -> dict[str, Any]:
         last = self.epochs[-1] if self.epochs else {}
+        measured = [{key: entry[key] for key in ("epoch", "fid", "kid", "fid_images")} for entry in self.epochs
+                    if "fid" in entry]
         return {"options": asdict(self.options), "ema": True,
-                "final": {k: round(v, 4) for k, v in last.items() if k not in ("epoch", "seconds")}}
+                "final": {k: round(v, 4) for k, v in last.items() if k not in ("epoch", "seconds", "kid")}
+                | ({"kid": last["kid"]} if "kid" in last else {})} | ({"fid": measured} if measured else {})
 
     def _own_state(self) -> dict[str, Any]:
         return {"noise_device": self.device.type}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 from latentctl.errors import LatentctlError
@@ -101,7 +102,8 @@ class ClassifierOptions:
 
 
 # The run options: what ``start`` takes, every field named as its flag. A resumed run keeps every one of them
-# but ``epochs`` (None: the kind's EPOCHS, or on resume the run's own).
+# but ``epochs`` (None: the kind's EPOCHS, or on resume the run's own) and those of RESUME_FREE, which watch the
+# run rather than shape it.
 
 @dataclass
 class RunOptions:
@@ -117,6 +119,7 @@ class RunOptions:
     sync_bn: bool = False
     precision: str = "auto"
     compile: bool | None = None
+    log_dir: Path | None = None  # TensorBoard event files go there (needs the tensorboard extra)
 
 
 @dataclass
@@ -127,6 +130,9 @@ class _GANRunOptions(RunOptions):
     sample_every: int = TrainOptions.sample_every
     batch_size: int = TrainOptions.batch_size
     ema_decay: float = TrainOptions.ema_decay
+    fid_every: int = 0  # epochs between FID measurements (and after the last); 0: never
+    fid_images: int = 10_000  # generated and real images each FID reads
+    inception_weights: Path | None = None  # the FID Inception's weights file (default: fetched, see eval.fid)
 
 
 @dataclass
@@ -181,3 +187,4 @@ RUN_OPTIONS: dict[str, type[RunOptions]] = {options.KIND: options for options in
 RESUME_KEEPS = ("condition", "attribute", "attribute_loss", "batch_size", "lr", "lr_schedule", "beta1", "beta2",
                 "ema_decay", "mode_seeking", "flip", "r1", "latent_dim", "gen_width", "disc_width", "width", "members",
                 "size", "crop", "sample_every", "seed", "sync_bn", "precision", "compile")
+RESUME_FREE = ("epochs", "log_dir", "fid_every", "fid_images", "inception_weights")  # a resume takes these anew

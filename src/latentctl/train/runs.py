@@ -26,6 +26,7 @@ from latentctl.train.distributed import Distributed
 from latentctl.train.loop import Callback, EpochLoop
 from latentctl.train.options import (
     CONDITIONS,
+    RESUME_FREE,
     RESUME_KEEPS,
     RUN_OPTIONS,
     ClassifierOptions,
@@ -84,7 +85,13 @@ def start(kind: str, *, out: Path | None = None, data_root: Path | None = None, 
         request = _Request(out, data_root, options, resume, force, set(given), dist, torch_device, notify)
         trainer = {"cgan": _digit_gan, "gan": _face_gan, "classifier": _classifier}[kind](request)
         torch.set_float32_matmul_precision("high")
-        finished = train(trainer, notify)
+        log = _tensorboard(options.log_dir, trainer) if options.log_dir is not None and dist.is_main else None
+        try:
+            finished = train(trainer, notify if log is None else lambda event, info: (log(event, info),
+                                                                                     notify(event, info)))
+        finally:
+            if log is not None:
+                log.writer.close()
         result = RunResult(kind, out, finished, trainer.epoch, trainer.step_in_epoch, [], {},
                            _resume_command(kind, out, data_root if custom_data else None, dist),
                            trainer.metrics if kind == "classifier" else None, dist.is_main, trainer)
@@ -201,8 +208,9 @@ def _digit_gan(request: _Request) -> Any:
                                  mode_seeking=options.mode_seeking, seed=options.seed,
                                  sample_every=options.sample_every, sync_bn=options.sync_bn,
                                  precision=options.precision, compile=options.compile)
-    return _gan(request, "cgan", dataset, default_config(options.latent_dim, options.gen_width, options.disc_width),
-                train_options)
+    trainer = _gan(request, "cgan", dataset, default_config(options.latent_dim, options.gen_width, options.disc_width),
+                   train_options)
+    return _watch_fid(request, trainer, request.data_root)
 
 
 def _face_gan(request: _Request) -> Any:
@@ -230,7 +238,7 @@ def _face_gan(request: _Request) -> Any:
                                  attribute_loss=options.attribute_loss if names else 0.0)
     config = default_config(size, options.latent_dim, options.gen_width, options.disc_width,
                             num_attributes=len(names or []), faces=dataset.images.shape[0])
-    return _gan(request, "gan", dataset, config, train_options)
+    return _watch_fid(request, _gan(request, "gan", dataset, config, train_options), prepared.path)
 
 
 def _gan(request: _Request, kind: str, dataset: Any, config: Any, train_options: TrainOptions) -> Any:
@@ -243,6 +251,28 @@ def _gan(request: _Request, kind: str, dataset: Any, config: Any, train_options:
     console.info(f"training {what[trainer.config.condition]} on {dataset.name} ({dataset.images.shape[0]:,} images) "
                  f"on {_where(trainer)} for {trainer.options.epochs} epochs -> {request.out}")
     return trainer
+
+
+def _watch_fid(request: _Request, trainer: Any, data_folder: Path) -> Any:
+    """Have ``trainer`` measure FID every ``--fid-every`` epochs against its training images, whose features are
+    cached in ``data_folder``/fid as ``eval fid`` caches them. Rank 0 measures; the Inception loads before
+    training starts, so missing weights stop the run at once."""
+    options = request.options
+    if options.fid_every and request.dist.is_main:
+        from latentctl.eval.fid import CACHE_FOLDER, FIDProbe, Inception, real_from_images
+
+        dataset = trainer.dataset
+        real = real_from_images(dataset.name, dataset.images, data_folder / CACHE_FOLDER,
+                                dataset.fingerprint()["sha256"])
+        trainer.fid_probe = FIDProbe(real, options.fid_images, Inception(options.inception_weights, request.device))
+    trainer.fid_every = options.fid_every
+    return trainer
+
+
+def _tensorboard(log_dir: Path, trainer: Any) -> Any:
+    from latentctl.train.tensorboard import TensorBoardLog
+
+    return TensorBoardLog(Path(log_dir), trainer)
 
 
 def _classifier(request: _Request) -> Any:
@@ -279,7 +309,7 @@ def _open(request: _Request, trainer_type: Any, data: Any, kind: str, new: Calla
         if request.options.sync_bn and not request.dist.enabled:
             console.warn("--sync-bn does nothing in a single process: its BatchNorm already sees the whole batch")
         return new()
-    ignored = sorted((f.name for f in fields(request.options) if f.name != "epochs" and f.name in request.given),
+    ignored = sorted((f.name for f in fields(request.options) if f.name not in RESUME_FREE and f.name in request.given),
                      key=RESUME_KEEPS.index)
     if ignored:
         flags = ", ".join("--" + name.replace("_", "-") for name in ignored)
