@@ -85,3 +85,19 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("models") / "tiny-cgan"
     GANTrainer(TINY, TrainOptions(epochs=1, batch_size=64), random_digits(), out, torch.device("cpu")).train()
     return out
+
+
+@pytest.fixture(scope="session")
+def random_inception(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The FID Inception's architecture with random weights, saved as torch-fidelity's weights file is."""
+    from torch_fidelity import feature_extractor_inceptionv3 as inception
+
+    from latentctl.eval.fid import FEATURES, INCEPTION_NAME
+
+    with pytest.MonkeyPatch.context() as patch:  # build it without its weights
+        patch.setattr(inception, "load_state_dict_from_url", lambda *args, **kwargs: {})
+        patch.setattr(inception.FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None)
+        network = inception.FeatureExtractorInceptionV3(INCEPTION_NAME, [FEATURES])
+    path = tmp_path_factory.mktemp("inception") / "weights-inception.pth"
+    torch.save(network.state_dict(), path)
+    return path

@@ -208,3 +208,17 @@ def test_a_failure_on_one_rank_stops_both_with_one_message(digits, tmp_path):
     assert "error: rank 1: batch 2 of this rank cannot be read" in result.stderr
     assert result.stderr.count("error:") == 1 and "Traceback" not in result.stderr
     assert not (out / store.WEIGHTS_FILE).exists()  # the first epoch never completed: nothing was saved
+
+
+def test_fid_under_torchrun_is_measured_by_rank_0_as_eval_fid_measures_it(cli, digits, random_inception, tmp_path):
+    out = tmp_path / "run"
+    result = two_processes(tmp_path / "home", "cli", "train", "cgan", "--device", "cpu", "--data-root", str(digits),
+                           "--out", str(out), "--epochs", "1", *TINY_DIGITS, "--fid-every", "1", "--fid-images", "8",
+                           "--inception-weights", str(random_inception))
+    assert result.returncode == 0, result.stderr
+    recorded = store.read_config(out).training["fid"]
+    assert [entry["epoch"] for entry in recorded] == [1] and result.stderr.count("FID") == 1  # rank 0 alone
+    again = cli("eval", "fid", "--model", out, "--data", digits, "--n", "8", "--inception-weights", random_inception,
+                "--device", "cpu", "--json")
+    assert again.exit_code == 0, again.stderr
+    assert json.loads(again.stdout)["fid"] == pytest.approx(recorded[0]["fid"], abs=1e-3)

@@ -121,20 +121,6 @@ def test_an_empty_folder_or_an_unknown_name_is_refused(tiny_model, tmp_path):
 # ------------------------------------------------------------------------------------------ the Inception
 
 
-@pytest.fixture(scope="module")
-def random_inception(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The FID Inception's architecture with random weights, saved as torch-fidelity's weights file is."""
-    from torch_fidelity import feature_extractor_inceptionv3 as inception
-
-    with pytest.MonkeyPatch.context() as patch:  # build it without its weights
-        patch.setattr(inception, "load_state_dict_from_url", lambda *args, **kwargs: {})
-        patch.setattr(inception.FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None)
-        network = inception.FeatureExtractorInceptionV3(fid.INCEPTION_NAME, [fid.FEATURES])
-    path = tmp_path_factory.mktemp("inception") / "weights-inception.pth"
-    torch.save(network.state_dict(), path)
-    return path
-
-
 def test_eval_fid_runs_the_inception_from_a_weights_file(cli, tiny_model, digits, random_inception):
     result = cli("eval", "fid", "--model", tiny_model, "--data", "mnist", "--n", "8", "--batch-size", "4",
                  "--inception-weights", random_inception, "--device", "cpu", "--json")

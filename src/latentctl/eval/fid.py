@@ -170,8 +170,9 @@ class RealImages:
 
 
 def real_images(data: str | Path | None, config: Any) -> RealImages:
-    """The images a generator with ``config`` is compared with: ``data`` is mnist, celeba, or a folder of
-    images; without it, the dataset the model was trained on, at the size and crop it was trained at."""
+    """The images a generator with ``config`` is compared with: ``data`` is mnist or celeba (in $LATENTCTL_HOME),
+    a folder holding one of them, or a folder of images; without it, the dataset the model was trained on, at
+    the size and crop it was trained at."""
     trained_on = config.training.get("dataset", {}) if isinstance(config.training.get("dataset"), dict) else {}
     if data is None:
         name = str(trained_on.get("name", ""))
@@ -180,14 +181,28 @@ def real_images(data: str | Path | None, config: Any) -> RealImages:
         if data is None:
             raise UsageError("the model does not record the dataset it was trained on: pass --data mnist, celeba "
                              "or a folder of images", option="--data")
-    if str(data) == "mnist":
-        return _mnist(paths.data_dir("mnist"), config)
-    if str(data) == "celeba":
-        return _celeba(paths.data_dir("celeba"), config, trained_on)
-    folder = Path(data).expanduser()
-    if not folder.is_dir():
-        raise UsageError(f"{data} is neither a dataset (mnist, celeba) nor a folder", option="--data")
+    if str(data) in ("mnist", "celeba"):
+        folder, layout = paths.data_dir(str(data)), str(data)
+    else:
+        folder = Path(data).expanduser()
+        if not folder.is_dir():
+            raise UsageError(f"{data} is neither a dataset (mnist, celeba) nor a folder", option="--data")
+        layout = _layout(folder)
+    if layout == "mnist":
+        return _mnist(folder, config)
+    if layout == "celeba":
+        return _celeba(folder, config, trained_on)
     return _folder(folder, config)
+
+
+def _layout(folder: Path) -> str | None:
+    """"mnist" or "celeba" for a folder holding one in its usual layout (torchvision's too), else None."""
+    if any(any((folder / sub).glob("train-images-idx3-ubyte*")) for sub in (".", "MNIST/raw")):
+        return "mnist"
+    if any((folder / sub / name).is_file() for sub in (".", "celeba")
+           for name in ("list_attr_celeba.txt", "list_attr_celeba.csv")):
+        return "celeba"
+    return None
 
 
 def _mnist(root: Path, config: Any) -> RealImages:
