@@ -74,6 +74,16 @@ def face_model(faces_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     return out
 
 
+@pytest.fixture(scope="session")
+def classifier_32(faces_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny 32 px attribute classifier trained for one epoch through the CLI, on the shared faces."""
+    out = tmp_path_factory.mktemp("models") / "classifier"
+    result = CliRunner().invoke(app, ["train", "classifier", "--data-root", str(faces_root), "--out", str(out),
+                                      "--epochs", "1", "--size", "32", "--width", "8"])
+    assert result.exit_code == 0, result.stderr
+    return out
+
+
 def weights(folder: Path) -> dict[str, torch.Tensor]:
     """The tensors of a model folder's weights file."""
     return files.load_tensors(folder / store.WEIGHTS_FILE)

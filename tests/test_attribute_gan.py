@@ -188,19 +188,6 @@ def test_a_pushed_card_says_how_to_ask_for_attributes(attribute_model: Path) -> 
     assert Image.open(io.BytesIO(hub.sample_png(generator, config))).size[0] > 0
 
 
-@pytest.fixture(scope="module")
-def classifier_32(faces_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from typer.testing import CliRunner
-
-    from latentctl.cli import app
-
-    out = tmp_path_factory.mktemp("models") / "classifier"
-    result = CliRunner().invoke(app, ["train", "classifier", "--data-root", str(faces_root), "--out", str(out),
-                                      "--epochs", "1", "--size", "32", "--width", "8"])
-    assert result.exit_code == 0, result.stderr
-    return out
-
-
 @pytest.mark.parametrize("method", ["label", "gradient"])
 def test_steer_turns_the_attribute_input_from_a_mix_without_it(cli, attribute_model: Path, classifier_32: Path,
                                                                 tmp_path: Path, method: str) -> None:

@@ -33,6 +33,8 @@ _PUBLIC = {
     "SteerEvalOptions": "latentctl.eval.steering",
     "evaluate_fid": "latentctl.eval.fid",
     "FIDOptions": "latentctl.eval.fid",
+    "evaluate_separability": "latentctl.eval.separability",
+    "SeparabilityOptions": "latentctl.eval.separability",
     "load_model": "latentctl.store",
     "save_model": "latentctl.store",
     "resolve_model": "latentctl.lookup",

@@ -11,6 +11,7 @@ from latentctl import console
 from latentctl.cli import options as flags
 from latentctl.cli.render import StageBars, emit
 from latentctl.eval.fid import FIDOptions
+from latentctl.eval.separability import SeparabilityOptions
 from latentctl.eval.steering import SteerEvalOptions as Defaults
 
 app = typer.Typer(help="Measure what the models do.", no_args_is_help=True)
@@ -106,6 +107,39 @@ def fid(
     console.info(f"FID {report.fid:.2f}, KID {report.kid:.4f} (sd {report.kid_std:.4f}): {report.generated} images "
                  f"of {report.model} against {report.real} of {report.data} ({report.seconds:.0f}s)")
     emit("eval fid", report, json_output)
+
+
+@app.command("separability")
+def separability(
+    model: flags.FaceModel = None, classifier: flags.Classifier = None,
+    attribute: Annotated[list[str] | None, typer.Option("--attribute", help="Score this attribute (repeatable) "
+                                                        "[default: all the classifier reads].", show_default=False,
+                                                        callback=flags.celeba_names)] = None,
+    samples: Annotated[int, typer.Option("--samples", min=10, help="Faces drawn; the more confidently read half "
+                                         "of them is kept for each attribute.")] = SeparabilityOptions.samples,
+    device: flags.Device = "auto", seed: flags.Seed = SeparabilityOptions.seed, json_output: flags.Json = False,
+) -> None:
+    """Linear separability of a face GAN's latent space (StyleGAN's metric; lower is better, 1 at best).
+
+    Per attribute, the conditional entropy in bits of the classifier's reading given the side of a linear
+    SVM fitted in the latent space; the score is 2 to the power of their sum. It tells how steerable a
+    latent space is: compare generators or training settings with the same classifier and attributes.
+
+    Examples:
+
+        latentctl eval separability --model gan-celeba
+        latentctl eval separability --attribute Male --attribute Smiling --samples 20000 --json
+    """
+    from latentctl.eval.separability import describe, evaluate_separability
+
+    with StageBars() as bars:
+        report = evaluate_separability(model, classifier, SeparabilityOptions(
+            samples=samples, attributes=tuple(attribute or ()), seed=seed), device=device,
+            on_progress=lambda stage, done, total: bars.update(stage, done, total, unit=""))
+    console.print_table(*describe(report))
+    console.info(f"separability {report.score:.3f} over {len(report.attributes)} attributes"
+                 + (f" ({', '.join(report.skipped)}: read one way only, left out)" if report.skipped else ""))
+    emit("eval separability", report, json_output)
 
 
 def _cell(value: float | None, form: str) -> str:
