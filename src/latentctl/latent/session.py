@@ -224,7 +224,7 @@ def steer_faces(session: SteeringSession | None = None, *, to: Sequence[str] = (
     With ``direction`` (a number or a name, see ``latent.discover.walk_direction``), the faces walk that
     direction found by ``directions discover`` instead, on any generator and without a classifier."""
     options = options or SteerOptions()
-    if options.frames > options.steps + 1:
+    if options.frames > options.steps + 1 and direction is None:  # a direction walk takes no steps
         raise UsageError(f"{options.frames} frames need at least {options.frames - 1} steps", "--frames")
     if out is not None:
         from latentctl import images as image_io
