@@ -35,8 +35,9 @@ def discover(
     seed: flags.Seed = DiscoverOptions.seed,
     json_output: flags.Json = False,
 ) -> None:
-    """Find the main directions of a GAN's latent space without labels, draw them, and keep them for
-    'latentctl steer --direction' (SeFa: Shen & Zhou 2021; GANSpace: Härkönen et al. 2020).
+    """Find the main directions of a GAN's latent space without labels, draw them, keep them for steer.
+
+    SeFa (Shen & Zhou 2021) or GANSpace (Härkönen et al. 2020); 'latentctl steer --direction N' walks one.
 
     Examples:
 
