@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -12,7 +13,14 @@ from PIL import Image
 
 from latentctl import store
 from latentctl.data.celeba import CELEBA_ATTRIBUTES
-from latentctl.latent.components import DiscoveredDirections, find_directions, ganspace, load_discovered, sefa
+from latentctl.latent.components import (
+    DiscoveredDirections,
+    find_directions,
+    ganspace,
+    load_discovered,
+    name_directions,
+    sefa,
+)
 from latentctl.latent.discover import COLUMNS
 from latentctl.models.classifier import AttributeClassifier, ClassifierConfig
 from latentctl.models.dcgan import GANConfig, Generator
@@ -114,6 +122,41 @@ def test_a_name_walks_the_direction_that_changes_that_attribute_most_towards_it(
     assert [found.name(i) for i in range(3)] == ["Smiling", "Smiling", "Male"]
     assert found.resolve("smiling") == (1, -1)  # component 1 lowers Smiling most: walked against itself
     assert found.resolve("Male") == (2, 1) and found.resolve("0") == (0, 1)
+
+
+class Brightness(torch.nn.Module):
+    """A generator whose images (N, 1, 4, 4) get brighter with the first noise coordinate, and nothing else."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gain = torch.nn.Parameter(torch.tensor(0.3))
+
+    def forward(self, noise: torch.Tensor) -> torch.Tensor:
+        return (self.gain * noise[:, :1]).tanh()[:, :, None, None].expand(-1, 1, 4, 4)
+
+
+class BrightnessReader(torch.nn.Module):
+    """A classifier of three attributes: Bright (strongly), Flat (never changes) and Dark (weakly)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gain = torch.nn.Parameter(torch.tensor(4.0))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        mean = images.mean(dim=(1, 2, 3))
+        return torch.stack([self.gain * mean, torch.zeros_like(mean), -self.gain / 2 * mean], 1)
+
+
+def test_a_classifier_names_a_direction_by_the_attribute_whose_probability_changes_most_along_it():
+    config = SimpleNamespace(latent_dim=4, labels=[], conditioned_on_attributes=False)
+    darker = -torch.eye(4)[:2]  # direction 0 lowers noise 0, so it darkens; direction 1 moves noise 1: nothing
+    found = DiscoveredDirections("sefa", darker, torch.ones(2))
+    named = name_directions(found, Brightness(), config, BrightnessReader(), ["Bright", "Flat", "Dark"],
+                            seeds=range(16), span=3.0)
+    (first, bright), (second, dark), (third, flat) = named.top(0)  # by the size of the change
+    assert (first, second, third) == ("Bright", "Dark", "Flat") and bright < -0.3 and dark > 0.1 and flat == 0
+    assert named.changes[1].abs().max() < 1e-6
+    assert named.name(0) == "Bright" and named.resolve("bright") == (0, -1)  # walked against itself to brighten
 
 
 # ------------------------------------------------------------------------------------------ through the CLI
