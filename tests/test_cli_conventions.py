@@ -13,8 +13,8 @@ from latentctl import __version__
 LEAVES = [["data", "download"], ["data", "check"], ["data", "synth"], ["data", "import"], ["data", "prepare"],
           ["train", "cgan"], ["train", "gan"], ["train", "classifier"], ["classify"], ["sample"], ["interpolate"],
           ["steer"], ["attributes"], ["eval", "steer"], ["models", "list"], ["models", "show"], ["models", "rm"],
-          ["models", "import"], ["hub", "push"], ["hub", "pull"], ["demo"]]
-COMMANDS = [[], ["data"], ["train"], ["eval"], ["models"], ["hub"], *LEAVES]
+          ["models", "import"], ["hub", "push"], ["hub", "pull"], ["demo"], ["directions", "discover"]]
+COMMANDS = [[], ["data"], ["train"], ["eval"], ["models"], ["hub"], ["directions"], *LEAVES]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "root")

@@ -28,6 +28,8 @@ _PUBLIC = {
     "SteerOptions": "latentctl.latent.session",
     "steer_faces": "latentctl.latent.session",
     "list_attributes": "latentctl.latent.attributes",
+    "discover_directions": "latentctl.latent.discover",
+    "DiscoverOptions": "latentctl.latent.discover",
     "classify": "latentctl.eval.reading",
     "evaluate_steer": "latentctl.eval.steering",
     "SteerEvalOptions": "latentctl.eval.steering",

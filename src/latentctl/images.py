@@ -167,6 +167,30 @@ def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
+def caption_grid(picture: Image.Image, rows: Sequence[Sequence[str]], columns: Sequence[str] = ()) -> Image.Image:
+    """Return ``picture`` (a grid from :func:`to_pil`) with each row's lines of text in a margin on its left
+    and each column's heading above it, as many lines per row as its height holds."""
+    font = _font()
+    measure = ImageDraw.Draw(picture).textlength
+    line = 14  # pixels per line of the 13 px font
+    left = 8 + max((measure(text, font=font) for lines in rows for text in lines), default=0)
+    top = line + 4 if columns else 0
+    captioned = Image.new(picture.mode, (picture.width + int(left), picture.height + top),
+                          255 if picture.mode == "L" else "white")
+    captioned.paste(picture, (int(left), top))
+    draw = ImageDraw.Draw(captioned)
+    ink = 0 if picture.mode == "L" else "black"
+    row_height = picture.height / max(len(rows), 1)
+    for row, lines in enumerate(rows):
+        for number, text in enumerate(lines[:max(1, int((row_height - 2) // line))]):
+            draw.text((4, top + row * row_height + 3 + number * line), text, fill=ink, font=font)
+    column_width = picture.width / max(len(columns), 1)
+    for column, text in enumerate(columns):
+        x = left + (column + 0.5) * column_width - measure(text, font=font) / 2
+        draw.text((x, 2), text, fill=ink, font=font)
+    return captioned
+
+
 def save_walks(walks: torch.Tensor, path: Path, scale: int = 1, frame_ms: int = 120) -> Path:
     """Write walks (rows, frames, C, H, W): a PNG with one row per walk, or a GIF whose frame t shows
     every walk's t-th image in a square-ish grid. The suffix of ``path`` chooses."""

@@ -216,6 +216,31 @@ def describe(entry: Entry) -> dict[str, Any]:
     return document
 
 
+def size_text(size_bytes: int | None) -> str:
+    """A size as people read it: 1.2 MB, 340 B, or - when unknown."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size_bytes is not None and size_bytes >= scale:
+            return f"{size_bytes / scale:.1f} {unit}"
+    return "-" if size_bytes is None else f"{size_bytes} B"
+
+
+def count_text(count: int) -> str:
+    """A parameter count as people read it: 3.58M, 12.0k."""
+    return f"{count / 1e6:.2f}M" if count >= 1e6 else f"{count / 1e3:.1f}k" if count >= 1e3 else str(count)
+
+
+def image_text(model: dict[str, Any]) -> str:
+    """A described model's images, as SIZExSIZExCHANNELS (- for a model without them)."""
+    return f"{model['image_size']}x{model['image_size']}x{model['channels']}" if model.get("image_size") else "-"
+
+
+def value_text(value: Any) -> str:
+    """A config value on one line; a dict as "key value, key value"."""
+    if isinstance(value, dict):
+        return ", ".join(f"{key} {value_text(item)}" for key, item in value.items())
+    return str(value)
+
+
 def _parameter_count(weights: Path) -> int | None:
     """Return the number of values in a safetensors file, from its header alone (None if unreadable)."""
     from safetensors import SafetensorError, safe_open

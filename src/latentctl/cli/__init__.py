@@ -81,9 +81,10 @@ def _root(
 
 
 def _register() -> None:
-    from latentctl.cli import classify, data, demo, evaluate, generate, hub, models, steer, train
+    from latentctl.cli import classify, data, demo, directions, evaluate, generate, hub, models, steer, train
 
-    for name, group in {"data": data, "train": train, "models": models, "hub": hub, "eval": evaluate}.items():
+    groups = {"data": data, "train": train, "models": models, "hub": hub, "eval": evaluate, "directions": directions}
+    for name, group in groups.items():
         app.add_typer(group.app, name=name)
     for module in (generate, classify, steer, demo):  # verbs at the top level
         module.register(app)

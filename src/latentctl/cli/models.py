@@ -11,6 +11,7 @@ import typer
 
 from latentctl import console, registry
 from latentctl.cli.options import Json
+from latentctl.registry import count_text, image_text, size_text, value_text
 from latentctl.seed_import import ARCHS, IMPORT_KINDS
 
 app = typer.Typer(help="The models latentctl knows by name: list, show, remove, import checkpoints.",
@@ -67,11 +68,11 @@ def show(name: Name, json_output: Json = False) -> None:
     if config is None:
         rows.append(["status", f"[red]{shown['status']}[/]: {shown.get('problem', '')}"])
     else:
-        rows += [["kind", config["kind"]], ["architecture", _value(config["architecture"])],
-                 ["images", _image(shown)], ["noise", config["latent_dim"] or "-"],
+        rows += [["kind", config["kind"]], ["architecture", value_text(config["architecture"])],
+                 ["images", image_text(shown)], ["noise", config["latent_dim"] or "-"],
                  ["labels", ", ".join(config["labels"]) or "-"],
-                 ["size", f"{_size(shown['size_bytes'])}, {_count(shown['parameters'])} parameters"],
-                 *[[key, _value(value)] for key, value in config["training"].items()]]
+                 ["size", f"{size_text(shown['size_bytes'])}, {count_text(shown['parameters'])} parameters"],
+                 *[[key, value_text(value)] for key, value in config["training"].items()]]
     console.print_table(f"model {shown['name']}", ["", ""], rows)
     console.emit_path(shown["path"])
 
@@ -152,26 +153,7 @@ def _print_models(described: list[dict[str, Any]]) -> None:
     for model in described:
         epochs = "-" if model.get("epochs") is None else \
             f"{model['epochs']}" + ("" if model.get("complete", True) else " (interrupted)")
-        table.add_row(model["name"], model.get("kind", f"[red]{model['status']}[/]"), _size(model.get("size_bytes")),
-                      _image(model), str(len(model["labels"])) if model.get("labels") else "-", epochs,
-                      model["source"], model["path"])
+        table.add_row(model["name"], model.get("kind", f"[red]{model['status']}[/]"),
+                      size_text(model.get("size_bytes")), image_text(model),
+                      str(len(model["labels"])) if model.get("labels") else "-", epochs, model["source"], model["path"])
     console.stderr.print(table)
-
-
-def _size(size_bytes: int | None) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if size_bytes is not None and size_bytes >= scale:
-            return f"{size_bytes / scale:.1f} {unit}"
-    return "-" if size_bytes is None else f"{size_bytes} B"
-
-
-def _count(count: int) -> str:
-    return f"{count / 1e6:.2f}M" if count >= 1e6 else f"{count / 1e3:.1f}k" if count >= 1e3 else str(count)
-
-
-def _image(model: dict[str, Any]) -> str:
-    return f"{model['image_size']}x{model['image_size']}x{model['channels']}" if model.get("image_size") else "-"
-
-
-def _value(value: Any) -> str:
-    return ", ".join(f"{key} {_value(item)}" for key, item in value.items()) if isinstance(value, dict) else str(value)

@@ -53,6 +53,9 @@ def steer(
     views: flags.Views = SteerOptions.views,
     reach: flags.Reach = SteerOptions.reach,
     samples: flags.Samples = SteerOptions.samples,
+    direction: Annotated[str | None, typer.Option("--direction", help="Walk a direction of 'latentctl directions "
+                                                  "discover' instead: its number (3, sefa:3) or the attribute named "
+                                                  "for it (Smiling); digit models too.")] = None,
     frame_ms: Annotated[int, typer.Option("--frame-ms", min=10, max=5000, help="GIF frame time.")
                         ] = SteerOptions.frame_ms,
     scale: Annotated[int | None, typer.Option("--scale", min=1, max=16, help="Nearest-neighbour upscaling "
@@ -83,6 +86,7 @@ def steer(
         latentctl steer --from-noise z.safetensors --to Smiling smiles.png
         latentctl steer --model gan-attributes --to Eyeglasses --method label glasses.png
         latentctl steer --model gan-attributes --to Smiling --method label --reach 3 --until 0.99 smiles.png
+        latentctl steer --model cgan-mnist --direction sefa:0 --strength 4 thicker.png
     """
     from latentctl.latent.session import steer_faces
 
@@ -90,7 +94,7 @@ def steer(
                            keep_others=keep_others, until=until, views=views, reach=reach, samples=samples,
                            frame_ms=frame_ms, scale=scale, seed=seed)
     report = steer_faces(to=to or [], away_from=away_from or [], out=out, options=options, noise=from_noise,
-                         model=model, classifier=classifier, device=device)
+                         model=model, classifier=classifier, device=device, direction=direction)
     for line in report.face_lines():
         console.info(line)
     console.info(f"wrote {len(report.faces)} x {frames} frames to {out}")

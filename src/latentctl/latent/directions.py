@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import torch
 
@@ -88,6 +89,9 @@ class AttributeDirections:
     def to_tensors(self) -> dict[str, torch.Tensor]:
         return {"normals": self.normals.contiguous(), "offsets": self.offsets.contiguous(),
                 "quality": self.quality.contiguous(), "share": self.share.contiguous()}
+
+    def metadata(self) -> dict[str, str]:
+        return {"names": json.dumps(self.names), "samples": str(self.samples)}
 
 
 @torch.no_grad()
@@ -181,13 +185,21 @@ def load_cached(paths: list[Path], names: list[str], latent_dim: int) -> Attribu
     return None
 
 
-def save_cached(paths: list[Path], directions: AttributeDirections) -> Path | None:
-    """Write the directions to the first writable of ``paths``; return where, or None if none was."""
-    metadata = {"names": json.dumps(directions.names), "samples": str(directions.samples)}
+class Cacheable(Protocol):
+    """What the cache holds: directions fitted here or discovered (latent.discover), as tensors and metadata."""
+
+    def to_tensors(self) -> dict[str, torch.Tensor]: ...
+
+    def metadata(self) -> dict[str, str]: ...
+
+
+def save_cached(paths: list[Path], directions: Cacheable) -> Path | None:
+    """Write the directions (fitted, or discovered by latent.discover) to the first writable of ``paths``;
+    return where, or None if none was."""
     for path in paths:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            files.save_tensors(path, directions.to_tensors(), metadata=metadata)
+            files.save_tensors(path, directions.to_tensors(), metadata=directions.metadata())
             return path
         except OSError:
             continue

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import torch
 
     from latentctl.latent.directions import AttributeDirections
+    from latentctl.latent.discover import DirectionWalk
     from latentctl.latent.steer import Steering, Target
     from latentctl.store import ModelConfig
 
@@ -210,16 +211,20 @@ class SteerReport:
 def steer_faces(session: SteeringSession | None = None, *, to: Sequence[str] = (), away_from: Sequence[str] = (),
                 out: str | Path | None = None, options: SteerOptions | None = None,
                 noise: torch.Tensor | str | Path | None = None, model: str | Path | None = None,
-                classifier: str | Path | None = None, device: str = "auto") -> SteerReport:
+                classifier: str | Path | None = None, device: str = "auto",
+                direction: str | None = None) -> SteerReport | DirectionWalk:
     """Turn faces towards the ``to`` attributes and away from the ``away_from`` ones, keeping the others, and
     write the strip (one row per face, one column per frame; .png or .gif) to ``out`` when given.
 
     The faces are those of seeds ``options.seed``, ... (``options.n`` of them), or ``noise``: latents (N, D) or
     a file written by ``sample --save-latents``. Without a ``session``, one is loaded from ``model``,
     ``classifier`` and ``device``. Settings that do not go together, or that the model cannot take, are
-    UsageErrors naming the CLI's flag."""
+    UsageErrors naming the CLI's flag.
+
+    With ``direction`` (a number or a name, see ``latent.discover.walk_direction``), the faces walk that
+    direction found by ``directions discover`` instead, on any generator and without a classifier."""
     options = options or SteerOptions()
-    if options.frames > options.steps + 1:
+    if options.frames > options.steps + 1 and direction is None:  # a direction walk takes no steps
         raise UsageError(f"{options.frames} frames need at least {options.frames - 1} steps", "--frames")
     if out is not None:
         from latentctl import images as image_io
@@ -228,8 +233,17 @@ def steer_faces(session: SteeringSession | None = None, *, to: Sequence[str] = (
         image_io.check_writable(out)
         if out.suffix.lower() not in (".png", ".gif"):
             raise UsageError(f"{out.name}: end the output name in .png or .gif", "OUT")
+    if direction is not None:
+        from latentctl.latent.discover import walk_direction
+
+        if to or away_from:
+            raise UsageError("--direction walks a discovered direction: leave out --to and --away-from",
+                             "--direction")
+        return walk_direction(direction, model, n=options.n, frames=options.frames, strength=options.strength,
+                              seed=options.seed, noise=noise, out=out, scale=options.scale,
+                              frame_ms=options.frame_ms, device=device)
     if not to and not away_from:
-        raise UsageError("name at least one attribute with --to or --away-from", "--to")
+        raise UsageError("name at least one attribute with --to or --away-from (or a --direction)", "--to")
     session = session or SteeringSession.load(model, classifier, device)
     targets = session.targets(to, away_from)
     session.check_method(options.method)

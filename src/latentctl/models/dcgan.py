@@ -117,6 +117,17 @@ class Generator(nn.Module):
                 module.folded = folded
         return self
 
+    def latent_matrix(self) -> torch.Tensor:
+        """The linear map (C * S * S, latent_dim) from the noise to the first block's BatchNorm output, its
+        scale folded in (see ``first_layer_matrix``)."""
+        return first_layer_matrix(self.net[0], self.net[1], self.config.latent_dim)
+
+    def first_features(self, noise: torch.Tensor, embedding: torch.Tensor | None = None) -> torch.Tensor:
+        """The first block's output (N, C * S * S), after its BatchNorm and ReLU, for noise (N, latent_dim)
+        and an embedded label (N, embed_dim) when the generator takes one."""
+        inputs = noise if embedding is None else torch.cat([noise, embedding.to(noise.dtype)], dim=1)
+        return self.net[:3](inputs[:, :, None, None]).flatten(1)
+
     def label_embedding(self, labels: torch.Tensor) -> torch.Tensor:
         """Return the embedding (N, embed_dim) of integer labels (N,), or of attributes (N, A) in [0, 1]."""
         if self.embed is None:
@@ -136,6 +147,20 @@ class Generator(nn.Module):
         if labels is None:
             raise ValueError("a conditional generator needs labels")
         return self.synthesize(noise, self.label_embedding(labels))
+
+
+def first_layer_matrix(convolution: nn.ConvTranspose2d, norm: nn.BatchNorm2d, latent_dim: int) -> torch.Tensor:
+    """Return the matrix A (C * S * S, latent_dim) of a first layer: a transposed convolution with an S x S
+    kernel on the 1 x 1 input ``[noise, embedding]``, followed by a BatchNorm in eval mode.
+
+    On a 1 x 1 input, output (c, i, j) is sum_d noise_d W[d, c, i, j] (+ the embedding's and bias terms), so
+    W's rows are the map; the BatchNorm scales channel c by gamma_c / sqrt(running_var_c + eps), which is
+    folded in (its shift, like the bias and the embedding, moves every output alike and is dropped). Only the
+    noise's columns count: a label is not a direction to walk. Rows run channel-major, as the features'.
+    """
+    weight = convolution.weight[:latent_dim].detach()  # (latent_dim, C, S, S)
+    scale = (norm.weight / torch.sqrt(norm.running_var + norm.eps)).detach()  # (C,)
+    return (weight * scale[None, :, None, None]).flatten(1).T.contiguous()
 
 
 class Discriminator(nn.Module):

@@ -20,6 +20,7 @@ from latentctl.models.configs import (
     SeedGeneratorConfig,
     register,
 )
+from latentctl.models.dcgan import first_layer_matrix
 
 
 class OneHot(nn.Module):
@@ -59,6 +60,17 @@ class SeedGenerator(nn.Module):
                 blocks.append(nn.Sequential(convolution, nn.BatchNorm2d(width_out), nn.ReLU()))
             width_in = width_out
         self.gen = nn.Sequential(*blocks)
+
+    def latent_matrix(self) -> torch.Tensor:
+        """The linear map (C * S * S, latent_dim) from the noise to the first block's BatchNorm output, its
+        scale folded in (see ``dcgan.first_layer_matrix``)."""
+        return first_layer_matrix(self.gen[0][0], self.gen[0][1], self.config.latent_dim)
+
+    def first_features(self, noise: torch.Tensor, embedding: torch.Tensor | None = None) -> torch.Tensor:
+        """The first block's output (N, C * S * S), after its BatchNorm and ReLU, for noise (N, latent_dim)
+        and one-hot labels (N, num_classes) when the generator takes them."""
+        inputs = noise if embedding is None else torch.cat([noise, embedding.to(noise.dtype)], dim=1)
+        return self.gen[0](inputs[:, :, None, None]).flatten(1)
 
     def label_embedding(self, labels: torch.Tensor) -> torch.Tensor:
         """Return the one-hot vectors (N, num_classes) of integer labels (N,)."""
