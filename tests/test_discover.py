@@ -250,7 +250,8 @@ def test_a_retrained_model_is_not_walked_with_the_directions_of_its_old_weights(
     (["steer", "--direction", "Smiling"], 2, "no sefa direction is named 'Smiling'"),
     (["steer", "--direction", "ganspace:0"], 1, "no ganspace directions"),
     (["steer", "--direction", "0", "--to", "Male"], 2, "leave out --to"),
-], ids=["k-0", "k-past-latent", "index-past-k", "unknown-name", "not-discovered", "with-to"])
+    (["steer", "--direction", "0", "--method", "label", "--until", "0.9"], 2, "takes no --method, --until"),
+], ids=["k-0", "k-past-latent", "index-past-k", "unknown-name", "not-discovered", "with-to", "with-steering-flags"])
 def test_bad_directions_are_refused_in_one_message(cli, tmp_path, args, code, message):
     model = save_generator(tmp_path / "gan")
     assert cli("directions", "discover", "--model", model, "--k", 4, "--device", "cpu",

@@ -46,6 +46,10 @@ class SteerOptions:
     seed: int = 0
 
 
+# what steering towards attributes takes and a walk along a discovered direction does not
+STEERING_ONLY = ("method", "steps", "keep_others", "until", "views", "reach", "samples")
+
+
 @dataclass
 class SteeringSession:
     """A face generator and the attribute classifier that steers it, loaded together and checked to fit."""
@@ -239,6 +243,11 @@ def steer_faces(session: SteeringSession | None = None, *, to: Sequence[str] = (
         if to or away_from:
             raise UsageError("--direction walks a discovered direction: leave out --to and --away-from",
                              "--direction")
+        steering_only = [f"--{name.replace('_', '-')}" for name in STEERING_ONLY
+                         if getattr(options, name) != getattr(SteerOptions, name)]
+        if steering_only or classifier is not None:
+            unused = ", ".join(steering_only + ["--classifier"] * (classifier is not None))
+            raise UsageError(f"--direction walks a discovered direction, which takes no {unused}", "--direction")
         return walk_direction(direction, model, n=options.n, frames=options.frames, strength=options.strength,
                               seed=options.seed, noise=noise, out=out, scale=options.scale,
                               frame_ms=options.frame_ms, device=device)
