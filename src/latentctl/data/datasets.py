@@ -27,7 +27,7 @@ from latentctl.data import (
 )
 from latentctl.data.celeba import OFFICIAL_IMAGES, OFFICIAL_SPLIT_COUNTS, CelebaCheck, check_celeba, import_celeba
 from latentctl.data.celeba_download import download_celeba
-from latentctl.data.folders import FolderCheck, check_folder, check_name, import_folder
+from latentctl.data.folders import FolderCheck, check_folder, check_name, import_folder, is_folder_dataset
 from latentctl.data.mnist import MnistCheck, check_mnist, download_mnist
 from latentctl.data.prepare import prepare_celeba
 from latentctl.errors import UsageError
@@ -99,6 +99,9 @@ def check(dataset: str, root: Path | None = None, *, deep: bool = False,
     ``deep`` (CelebA) decodes every image; ``on_progress(done, total)`` follows the decoding."""
     root = _root(root, dataset)
     if dataset not in DATASETS:
+        if not is_folder_dataset(root):
+            raise UsageError(f"no dataset {dataset!r} in {root}: use mnist, celeba, or a name given to 'latentctl "
+                             "data import folder'", option="'DATASET'")
         if deep:
             console.warn("--deep only applies to celeba; an imported folder was decoded when it was imported")
         return check_folder(root)
