@@ -175,3 +175,24 @@ def test_without_celeba_the_hint_names_the_download_first(cli, tmp_path):
     assert result.exit_code == 1
     hint = result.stderr[result.stderr.index("hint:"):]
     assert hint.index("latentctl data download celeba") < hint.index("latentctl data import celeba")
+
+
+def test_a_photo_stored_sideways_is_imported_upright(cli, tmp_path, isolated_home):
+    from PIL import ImageOps
+
+    from latentctl.data.folders import load_folder
+    from latentctl.data.prepare import crop_and_resize
+
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    pixels = np.zeros((40, 80, 3), dtype=np.uint8)
+    pixels[:, :30] = (255, 0, 0)  # a red band on the left as stored: on top once upright
+    exif = Image.Exif()
+    exif[0x0112] = 6  # the camera was turned: show it rotated 90 degrees clockwise
+    Image.fromarray(pixels).save(folder / "photo.png", exif=exif)
+    assert cli("data", "import", "folder", folder, "--name", "phone", "--size", "32").exit_code == 0
+    stored = load_folder(isolated_home / "data" / "phone", 32).images[0]
+    with Image.open(folder / "photo.png") as photo:
+        upright = np.asarray(crop_and_resize(ImageOps.exif_transpose(photo), 32)).transpose(2, 0, 1)
+        sideways = np.asarray(crop_and_resize(photo, 32)).transpose(2, 0, 1)
+    assert np.array_equal(stored, upright) and not np.array_equal(stored, sideways)

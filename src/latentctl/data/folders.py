@@ -11,6 +11,7 @@ whole shorter side). docs/data.md shows the files.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -19,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -42,12 +43,16 @@ from latentctl.data.prepare import (
 from latentctl.errors import LatentctlError, UsageError
 from latentctl.files import read_json, write_json
 
+if TYPE_CHECKING:
+    from PIL import Image
+
 FOLDER_MARKER = "FOLDER.json"
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
 # Images whose shorter side is below this many pixels are skipped: thumbnails and icons, which would be blown
 # up several times to reach even a 64 px training image and teach the generator blur.
 MIN_SIDE = 32
 VAL_EVERY = 10  # one image in ten (chosen by its content hash, so stable as images are added) is validation
+EXIF_ORIENTATION = 0x0112  # the EXIF tag saying how a camera held the picture
 CROP = CELEBA_WIDTH  # crop_and_resize's whole-width crop: the centred square of the shorter side, for any image
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 RESERVED = ("mnist", "celeba")  # names of the datasets latentctl downloads
@@ -203,12 +208,11 @@ def import_folder(source: Path, root: Path, name: str, *, size: int = PREPARED_S
                     reason = f"duplicate of {seen[digest]}"
                 else:
                     try:
-                        with Image.open(source / file) as image:
-                            image.load()
+                        with Image.open(io.BytesIO(data)) as image:
                             if min(image.size) < MIN_SIDE:
                                 reason = f"too small ({image.size[0]}x{image.size[1]}; at least {MIN_SIDE} px a side)"
                             else:
-                                out.write(np.asarray(crop_and_resize(image, size, CROP)).transpose(2, 0, 1).tobytes())
+                                out.write(np.asarray(_square(image, size)).transpose(2, 0, 1).tobytes())
                     except Exception as error:  # noqa: BLE001 - any decoding failure skips the file, named
                         reason = f"unreadable ({type(error).__name__}: {str(error).strip()[:120]})"
                 if reason is None:
@@ -254,6 +258,16 @@ def import_folder(source: Path, root: Path, name: str, *, size: int = PREPARED_S
         shutil.rmtree(staging, ignore_errors=True)
     return FolderImport(source, root, name, size, len(kept), attribute_names, splits, skipped, unmatched,
                         cache_dir(root, size, CROP), time.perf_counter() - started)
+
+
+def _square(image: Image.Image, size: int) -> Image.Image:
+    """Return ``image`` upright (as its EXIF orientation says: phones store photos sideways), RGB, its centred
+    square resized to ``size``."""
+    from PIL import ImageOps
+
+    if image.getexif().get(EXIF_ORIENTATION, 1) != 1:
+        image = ImageOps.exif_transpose(image)
+    return crop_and_resize(image, size, CROP)
 
 
 def _write_cache(cache: Path, raw: Path, files: list[str], attributes: np.ndarray, split: np.ndarray,
