@@ -13,7 +13,7 @@ import shutil
 import signal
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +79,7 @@ def start(kind: str, *, out: Path | None = None, data_root: Path | None = None, 
     out = Path(out) if out is not None else paths.model_dir(options.MODEL)
     custom_data = data_root is not None
     if resume and kind != "cgan" and (out / store.STATE_JSON_FILE).is_file():  # a resumed run reads its own data
-        options.data = _run_data(out)
+        options = replace(options, data=_run_data(out))
     data_root = Path(data_root) if data_root is not None else paths.data_dir(getattr(options, "data", options.DATA))
     notify = on_event or (lambda event, info: None)
     with _processes(device) as (dist, torch_device):
