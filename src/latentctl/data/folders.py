@@ -129,16 +129,15 @@ def read_labels(path: Path, files: list[str]) -> tuple[list[str], dict[str, np.n
         raise LatentctlError(f"{path} has no 'file' column (its columns: {', '.join(map(str, frame.columns))})",
                              hint="name the column of image paths 'file'")
     names = [str(column) for column in frame.columns if column != "file"]
-    values = frame[names].to_numpy()
-    for index, name in enumerate(names):
-        column = values[:, index]
+    for name in names:
+        column = frame[name].to_numpy()
         good = np.isin(column, (0, 1, -1)) if column.dtype.kind in "iuf" else np.zeros(len(column), dtype=bool)
         if not good.all():
             row = int(np.flatnonzero(~good)[0])
             raise LatentctlError(
                 f"{path}: column {name!r} holds {column[row]!r} in row {row + 2}; attributes are 0/1 (or -1/1)",
                 hint="face models take binary attributes only: turn a class column into one 0/1 column per class")
-    rows = (values.astype(np.int64) == 1).astype(np.uint8) if names else np.zeros((len(frame), 0), np.uint8)
+    rows = (frame[names].to_numpy(dtype=np.int64) == 1).astype(np.uint8).reshape(len(frame), len(names))
     by_path = set(files)
     by_name: dict[str, list[str]] = {}
     for file in files:
@@ -147,8 +146,8 @@ def read_labels(path: Path, files: list[str]) -> tuple[list[str], dict[str, np.n
     unmatched = []
     for key, row in zip(frame["file"].astype(str).tolist(), rows, strict=True):
         key = key.replace("\\", "/").removeprefix("./")
-        match = key if key in by_path else (by_name.get(key) or [None, None])
-        file = match if isinstance(match, str) else (match[0] if len(match) == 1 else None)
+        candidates = [key] if key in by_path else by_name.get(key, [])
+        file = candidates[0] if len(candidates) == 1 else None  # a bare name shared by several files matches none
         if file is None:
             unmatched.append(key)
         elif file in labels:
