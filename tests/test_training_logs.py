@@ -118,3 +118,20 @@ def test_the_classifier_logs_its_loss_learning_rate_and_validation(cli, faces_ro
     rates = [value for _, value in logged["train/learning_rate"]]
     assert rates == sorted(rates, reverse=True) and rates[0] > rates[-1]  # the cosine schedule
     assert len(logged["epoch/mean_balanced_accuracy"]) == 2
+
+
+def test_a_gan_trained_on_an_imported_folder_is_scored_against_it_during_and_after_training(cli, stand_in, tmp_path):
+    from folder_images import make_folder
+
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    assert cli("data", "import", "folder", make_folder(pictures), "--name", "pets", "--size", "32").exit_code == 0
+    out = tmp_path / "gan"
+    trained = cli("train", "gan", "--data", "pets", "--out", out, "--epochs", "1", "--size", "32", "--gen-width", "8",
+                  "--disc-width", "8", "--latent-dim", "16", "--batch-size", "16", "--fid-every", "1",
+                  "--fid-images", "30", "--json")
+    assert trained.exit_code == 0, trained.stderr
+    recorded = json.loads(trained.stdout)["training"]["fid"][0]
+    report = fid.evaluate_fid(out, fid.FIDOptions(n=30, kid_subset_size=30), network=Pixels(), device="cpu")
+    assert report.data == "pets" and report.reference_cached  # the run's real features, reused
+    assert report.fid == pytest.approx(recorded["fid"], abs=1e-3)

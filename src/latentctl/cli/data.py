@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Download, check and synthesise datasets.", no_args_is_help=True)
 Dataset = Annotated[Literal[data.DATASETS], typer.Argument(help="The dataset.", show_default=False)]
 Importable = Annotated[Literal[data.IMPORTABLE], typer.Argument(help="The dataset.", show_default=False)]
+Named = Annotated[str, typer.Argument(help="mnist, celeba, or a NAME from 'data import folder'.", show_default=False)]
 
 
 @app.command("download")
@@ -75,7 +76,7 @@ def _finish(command: str, result: DataResult, json_output: bool) -> None:
 
 @app.command("check")
 def check(
-    dataset: Dataset,
+    dataset: Named,
     root: DataRoot = None,
     deep: Annotated[bool, typer.Option("--deep", help="CelebA only: decode every image, in parallel, and list the "
                                        "unreadable ones (minutes for the full set).")] = False,
@@ -92,6 +93,7 @@ def check(
         latentctl data check mnist
         latentctl data check mnist --root ./mnist --json | jq .ok
         latentctl data check celeba --deep
+        latentctl data check pets --json
     """
     from latentctl.data import datasets
 
@@ -110,29 +112,38 @@ def check(
 
 @app.command("import")
 def import_(
-    dataset: Importable,
-    source: Annotated[Path, typer.Argument(help="A CelebA folder (official or Kaggle layout), "
+    dataset: Annotated[Literal[data.IMPORT_SOURCES], typer.Argument(help="celeba, or folder: your own images.")],
+    source: Annotated[Path, typer.Argument(help="celeba: a CelebA folder (official or Kaggle layout), "
                                            "img_align_celeba.zip with the annotation files beside it, or "
-                                           "Kaggle's archive.zip.", exists=True, show_default=False)],
+                                           "Kaggle's archive.zip. folder: a folder of JPEG/PNG/WebP images, searched "
+                                           "recursively.", exists=True, show_default=False)],
     root: DataRoot = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace a CelebA already in --root.")] = False,
+    name: Annotated[str | None, typer.Option("--name", help="folder: the dataset's name, for --data NAME.")] = None,
+    labels: Annotated[Path | None, typer.Option("--labels", exists=True, dir_okay=False, help="folder: a CSV with a "
+                                                "'file' column and one 0/1 (or -1/1) column per attribute.")] = None,
+    size: Annotated[int | None, typer.Option("--size", min=8, max=1024, show_default=False, help="folder: the side "
+                                             f"of the square images [default: {data.PREPARED_SIZE}].")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the dataset already in --root.")] = False,
     json_output: Json = False,
 ) -> None:
-    """Install a dataset you downloaded yourself where latentctl looks for it, in the official layout.
+    """Install a dataset you have where latentctl looks for it: CelebA in its official layout, or a folder.
 
-    Takes the official folder or zip, or Kaggle's; Kaggle's CSV annotations become the official txt
-    files. Folders are hard-linked or copied, never moved. The result is checked before it replaces
-    anything, so a failed import leaves --root as it was. Prints the dataset folder.
+    celeba: the official folder or zip, or Kaggle's (its CSVs become the official txt files), hard-linked or
+    copied, checked before it replaces anything. folder: every image centre-cropped to a square and resized
+    into the cache training reads (docs/data.md); unreadable, tiny and duplicate files are listed and skipped.
+    A failed import leaves --root as it was. Prints the dataset folder.
 
     Examples:
 
         latentctl data import celeba ~/Downloads/img_align_celeba.zip
         latentctl data import celeba ~/Downloads/archive.zip --root ./celeba --json
+        latentctl data import folder ~/Pictures/pets --name pets --labels pets.csv && latentctl train gan --data pets
     """
     from latentctl.data import datasets
 
     with console.progress("files", total=None) as advance:
-        result = datasets.import_dataset(dataset, source, root, force=force, on_progress=RunningTotal(advance).update)
+        result = datasets.import_dataset(dataset, source, root, force=force, name=name, labels=labels, size=size,
+                                         on_progress=RunningTotal(advance).update)
     _finish("data import", result, json_output)
 
 

@@ -14,7 +14,7 @@ import typer
 from latentctl import console
 from latentctl.cli.options import DataRoot, Device, InceptionWeights, Json, Seed
 from latentctl.cli.render import TrainingProgress
-from latentctl.train import FACE_R1
+from latentctl.train import AUGMENT_BELOW, FACE_R1
 from latentctl.train.options import CONDITIONS, LR_SCHEDULES, PRECISIONS, RUN_OPTIONS
 from latentctl.train.options import CGANRunOptions as CGAN
 from latentctl.train.options import ClassifierRunOptions as Classifier
@@ -75,6 +75,8 @@ ImageSize = Annotated[int, typer.Option(min=8, max=1024, callback=_image_size, h
                                         "with 4 <= s <= 7: 32, 64, 128...).", rich_help_panel=ARCH)]
 Crop = Annotated[int, typer.Option(min=8, max=178, help="Centred square cut from CelebA's 178x218 images before "
                                    "resizing (see 'latentctl data prepare').", rich_help_panel=ARCH)]
+Data = Annotated[str, typer.Option("--data", metavar="NAME", help="celeba (real or synthetic, in --data-root), or "
+                                   "the NAME of a folder imported with 'latentctl data import folder'.")]
 SampleEvery = Annotated[int, typer.Option(min=1, help="Write a sample grid every N epochs.")]
 LogDir = Annotated[Path | None, typer.Option("--log-dir", file_okay=False, rich_help_panel=WATCH, help=(
     "Write TensorBoard logs there: losses, learning rate, images/s, FID, a sample grid per epoch (needs "
@@ -133,12 +135,16 @@ def train_cgan(
 
 @app.command("gan")
 def train_gan(
-    context: typer.Context, data_root: DataRoot = None, out: GANOut = None, epochs: GANEpochs = None,
+    context: typer.Context, data: Data = GAN.data, data_root: DataRoot = None, out: GANOut = None,
+    epochs: GANEpochs = None,
     batch_size: BatchSize = GAN.batch_size,
     lr: _lr("both networks; the seed projects' 1e-3, which the R1 penalty keeps steady") = GAN.lr,
     beta1: Beta1 = GAN.beta1, beta2: Beta2 = GAN.beta2, ema_decay: EmaDecay = GAN.ema_decay,
     flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Mirror half of the real faces left-right (twice the "
                                        "data for free).", rich_help_panel=HYPER)] = GAN.flip,
+    augment: Annotated[bool | None, typer.Option("--augment/--no-augment", show_default=False, rich_help_panel=HYPER,
+                                                 help="DiffAugment what the discriminator sees (colour, translation, "
+                                                 f"cutout) [default: below {AUGMENT_BELOW:,} images].")] = GAN.augment,
     r1: Annotated[float | None, typer.Option(
         "--r1", min=0.0, show_default=False, rich_help_panel=HYPER,
         help=f"Weight (gamma) of the R1 penalty on the discriminator's gradient at real faces; 0 turns it off "
@@ -178,13 +184,14 @@ def train_gan(
         latentctl train gan --nproc 8 --device cuda --batch-size 512 --size 128
         latentctl train gan --condition attributes --out models/gan-attributes
         latentctl train gan --fid-every 5 --log-dir runs/tb --device cuda
+        latentctl train gan --data pets --epochs 200 --out models/gan-pets
     """
     _train(context, "gan", locals())
 
 
 @app.command("classifier")
 def train_classifier(
-    context: typer.Context, data_root: DataRoot = None, out: ClassifierOut = None,
+    context: typer.Context, data: Data = Classifier.data, data_root: DataRoot = None, out: ClassifierOut = None,
     epochs: ClassifierEpochs = None, batch_size: BatchSize = Classifier.batch_size,
     lr: _lr("the peak, at the first step, with the cosine schedule") = Classifier.lr,
     lr_schedule: Annotated[LRSchedule, typer.Option("--lr-schedule", rich_help_panel=HYPER, help=(

@@ -1,4 +1,5 @@
-"""Datasets: MNIST and CelebA downloaded, checked, imported and prepared, and offline stand-ins for both.
+"""Datasets: MNIST and CelebA downloaded, checked, imported and prepared, offline stand-ins for both, and your
+own folders of images.
 
 Free of imports: the CLI reads the names and defaults below while building ``--help``. The data commands as
 calls are in ``latentctl.data.datasets``.
@@ -6,6 +7,7 @@ calls are in ``latentctl.data.datasets``.
 
 DATASETS = ("mnist", "celeba")  # what can be downloaded and checked
 IMPORTABLE = ("celeba",)  # what can be imported from files the user has, and prepared
+IMPORT_SOURCES = ("celeba", "folder")  # what `data import` takes: CelebA, or any folder of images (named --name)
 SYNTHETIC = {"digits": "mnist", "faces": "celeba"}  # each synthetic set, and the dataset it stands in for
 CELEBA_SOURCES = ("auto", "official", "hub")  # where `download celeba` gets CelebA from
 # The public CelebA mirror on the Hub that --source hub reads: img_align+identity+attr/{train,valid,test}-*.parquet

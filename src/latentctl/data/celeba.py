@@ -49,6 +49,9 @@ OFFICIAL_MD5: dict[str, str] = {
 IMPORT_HINT = ("download img_align_celeba.zip, list_attr_celeba.txt and list_eval_partition.txt from the CelebA "
                "page (or archive.zip from Kaggle) and run 'latentctl data import celeba PATH' (or 'latentctl data "
                "synth faces' for an offline stand-in)")
+MISSING_HINT = ("run 'latentctl data download celeba'; or, with the files already downloaded, 'latentctl data "
+                "import celeba PATH' (or 'latentctl data synth faces' for an offline stand-in)")
+TORCHVISION_DIR = "celeba"  # torchvision.datasets.CelebA(root) keeps the official files in root/celeba/
 CORRUPTED_HINT = "import CelebA again with 'latentctl data import celeba PATH': it replaces the files"
 MAX_LISTED = 10  # names of missing or unreadable images listed in a report
 
@@ -91,7 +94,11 @@ class _Files:
 
 
 def _locate(root: Path) -> _Files:
-    """Return the layout of the CelebA in ``root``; raises LatentctlError when there is none."""
+    """Return the layout of the CelebA in ``root`` (or in ``root/celeba``, as torchvision keeps it); raises
+    LatentctlError when there is none."""
+    if not any((root / name).is_file() for name in (ATTR_TXT, PARTITION_TXT, ATTR_CSV, PARTITION_CSV)) and (
+            (root / TORCHVISION_DIR / ATTR_TXT).is_file()):
+        root = root / TORCHVISION_DIR
     if (root / ATTR_TXT).is_file() or (root / PARTITION_TXT).is_file():
         files = _Files("official", root / IMAGE_DIR, root / ATTR_TXT, root / PARTITION_TXT)
     elif (root / ATTR_CSV).is_file() or (root / PARTITION_CSV).is_file():
@@ -100,7 +107,7 @@ def _locate(root: Path) -> _Files:
                        root / PARTITION_CSV)
     else:
         raise LatentctlError(f"CelebA is not in {root}: {ATTR_TXT} (or Kaggle's {ATTR_CSV}) is missing",
-                             hint=IMPORT_HINT)
+                             hint=MISSING_HINT)
     for path in (files.attributes, files.partition):
         if not path.is_file():
             raise LatentctlError(f"CelebA in {root} is incomplete: {path.name} is missing", hint=IMPORT_HINT)
@@ -228,8 +235,8 @@ def load_celeba(root: Path) -> CelebA:
     Raises LatentctlError when a file is missing, is not what its name says, or the attribute and partition
     files disagree on the images. Does not list the image folder: ``check_celeba`` compares it.
     """
-    root = Path(root)
-    files = _locate(root)
+    files = _locate(Path(root))
+    root = files.attributes.parent  # root/celeba in torchvision's layout
     if files.layout == "official":
         names, attributes = _read_official_attributes(files.attributes)
     else:

@@ -16,6 +16,7 @@ from typing import Any
 from latentctl import console, paths
 from latentctl.data import (
     DATASETS,
+    IMPORT_SOURCES,
     IMPORTABLE,
     PREPARED_CROP,
     PREPARED_SIZE,
@@ -26,6 +27,7 @@ from latentctl.data import (
 )
 from latentctl.data.celeba import OFFICIAL_IMAGES, OFFICIAL_SPLIT_COUNTS, CelebaCheck, check_celeba, import_celeba
 from latentctl.data.celeba_download import download_celeba
+from latentctl.data.folders import FolderCheck, check_folder, check_name, import_folder, is_folder_dataset
 from latentctl.data.mnist import MnistCheck, check_mnist, download_mnist
 from latentctl.data.prepare import prepare_celeba
 from latentctl.errors import UsageError
@@ -90,12 +92,19 @@ def download(dataset: str, root: Path | None = None, *, mirrors: Sequence[str] |
 
 
 def check(dataset: str, root: Path | None = None, *, deep: bool = False,
-          on_progress: Progress | None = None) -> MnistCheck | CelebaCheck:
-    """Check ``dataset``'s files in ``root``: a ``MnistCheck`` or ``CelebaCheck`` report (``.ok``, ``.problems``).
+          on_progress: Progress | None = None) -> MnistCheck | CelebaCheck | FolderCheck:
+    """Check ``dataset``'s files in ``root``: a ``MnistCheck``, ``CelebaCheck`` or (any other name: a folder
+    imported under that name) ``FolderCheck`` report (``.ok``, ``.problems``).
 
     ``deep`` (CelebA) decodes every image; ``on_progress(done, total)`` follows the decoding."""
-    _known(dataset, DATASETS)
     root = _root(root, dataset)
+    if dataset not in DATASETS:
+        if not is_folder_dataset(root):
+            raise UsageError(f"no dataset {dataset!r} in {root}: use mnist, celeba, or a name given to 'latentctl "
+                             "data import folder'", option="'DATASET'")
+        if deep:
+            console.warn("--deep only applies to celeba; an imported folder was decoded when it was imported")
+        return check_folder(root)
     if dataset == "celeba":
         return check_celeba(root, deep=deep, on_progress=on_progress)
     if deep:
@@ -103,12 +112,14 @@ def check(dataset: str, root: Path | None = None, *, deep: bool = False,
     return check_mnist(root)
 
 
-def describe_check(report: MnistCheck | CelebaCheck) -> tuple[list[Table], str | None]:
+def describe_check(report: MnistCheck | CelebaCheck | FolderCheck) -> tuple[list[Table], str | None]:
     """A check report for people: its tables, and a line saying where the data came from (or None).
 
     Nothing when no file was found: the problems say it all."""
     if isinstance(report, CelebaCheck):
         return _celeba_tables(report)
+    if isinstance(report, FolderCheck):
+        return _folder_tables(report)
     if not any(file.present for file in report.files):
         return [], None
     # md5s are cut to fit 80 columns; the official column says whether they match (--json has them whole).
@@ -155,11 +166,34 @@ def _celeba_tables(report: CelebaCheck) -> tuple[list[Table], str | None]:
                     }.get(report.expected or "")
 
 
+def _folder_tables(report: FolderCheck) -> tuple[list[Table], str | None]:
+    """What an imported folder holds, its attributes' base rates, and where it came from."""
+    if report.images is None:
+        return [], None
+    splits = report.splits or {}
+    rows = [["images", _count(report.images)], *([f"{split} split", _count(splits.get(split))] for split in splits),
+            ["sizes", ", ".join(f"{size}px" for size in report.sizes)],
+            ["skipped at import", _count(len(report.skipped))]]
+    tables = [(f"{report.name} in {report.root}", ["", "value"], rows)]
+    if report.base_rates:
+        tables.append(("attributes", ["attribute", "base rate"],
+                       [[name, f"{rate:.1%}"] for name, rate in report.base_rates.items()]))
+    return tables, f"imported from {report.source} by 'latentctl data import folder'"
+
+
 def import_dataset(dataset: str, source: Path, root: Path | None = None, *, force: bool = False,
+                   name: str | None = None, labels: Path | None = None, size: int | None = None,
                    on_progress: Progress | None = None) -> DataResult:
-    """Install ``dataset`` from files the user has (``source``: a folder or a zip) into ``root``, in the
-    official layout (see ``celeba.import_celeba``)."""
-    _known(dataset, IMPORTABLE)
+    """Install ``dataset`` from files the user has into ``root``: "celeba" from a folder or a zip, in the official
+    layout (see ``celeba.import_celeba``); "folder" from any folder of images, as the dataset ``name`` (``root``
+    default: its folder under $LATENTCTL_HOME), with ``labels`` and at ``size`` (see ``folders.import_folder``)."""
+    _known(dataset, IMPORT_SOURCES)
+    if dataset == "folder":
+        return _import_folder(source, root, name=name, labels=labels, size=size, force=force,
+                              on_progress=on_progress)
+    if name is not None or labels is not None or size is not None:
+        raise UsageError("--name, --labels and --size are for 'import folder'", option="'--name' / '--labels' / "
+                                                                                       "'--size'")
     root = _root(root, dataset)
     console.info(f"importing {dataset} from {source} into {root}")
     started = time.perf_counter()
@@ -169,6 +203,26 @@ def import_dataset(dataset: str, source: Path, root: Path | None = None, *, forc
         "dataset": dataset, "source": str(source), "kind": result.kind, "layout": result.layout, "root": str(root),
         "images": result.images, "seconds": round(seconds, 3)},
         f"imported {result.images:,} images ({result.layout} layout) in {seconds:.1f}s")
+
+
+def _import_folder(source: Path, root: Path | None, *, name: str | None, labels: Path | None, size: int | None,
+                   force: bool, on_progress: Progress | None) -> DataResult:
+    if name is None:
+        raise UsageError("name the dataset: training finds it by that name (--data NAME)", option="'--name'")
+    root = _root(root, check_name(name))
+    console.info(f"importing the images in {source} as {name!r} into {root}")
+    result = import_folder(source, root, name, size=PREPARED_SIZE if size is None else size, labels=labels,
+                           force=force, on_progress=on_progress)
+    for skipped in result.skipped:
+        console.warn(f"skipped {skipped['file']}: {skipped['reason']}")
+    if result.unmatched_rows:
+        console.warn(f"{len(result.unmatched_rows):,} rows of {Path(labels or '').name} name no image found: "
+                     + ", ".join(result.unmatched_rows[:3]) + (" ..." if len(result.unmatched_rows) > 3 else ""))
+    labelled = f", labelled with {len(result.attributes)} attributes" if result.attributes else ""
+    return DataResult("folder", root, [root], result.seconds, result, result.to_json(),
+                      f"imported {result.images:,} images as {name!r} at {result.size}x{result.size}{labelled} "
+                      f"({len(result.skipped):,} skipped) in {result.seconds:.1f}s; train on it with "
+                      f"'latentctl train gan --data {name}'")
 
 
 def prepare(dataset: str, root: Path | None = None, *, size: int = PREPARED_SIZE, crop: int = PREPARED_CROP,

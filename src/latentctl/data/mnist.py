@@ -1,7 +1,8 @@
 """MNIST: the published file table, IDX reading and writing, download, loading and an integrity check.
 
 The four files are kept as published (gzipped IDX) in one folder, ``$LATENTCTL_HOME/data/mnist`` by
-default. Uncompressed copies (the names without ``.gz``, as torchvision keeps them) are read too.
+default. Uncompressed copies (the names without ``.gz``, as torchvision keeps them) are read too, and so is
+torchvision's download layout (``ROOT/MNIST/raw/``).
 ``latentctl data synth digits`` writes a synthetic stand-in in the same layout, marked by
 ``SYNTHETIC.json``, so everything that reads MNIST reads it unchanged.
 """
@@ -144,11 +145,16 @@ def _read_labels(path: Path) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------- finding the files
 
+TORCHVISION_DIR = Path("MNIST", "raw")  # where torchvision.datasets.MNIST(root, download=True) puts the files
+
+
 def _find(root: Path, name: str) -> Path | None:
-    """Return the file ``name`` in ``root``, or its uncompressed twin (name without ``.gz``), or None."""
-    for candidate in (root / name, root / name.removesuffix(".gz")):
-        if candidate.is_file():
-            return candidate
+    """Return the file ``name`` in ``root``, or its uncompressed twin (name without ``.gz``), or either in
+    ``root/MNIST/raw`` (torchvision's layout); None when there is none."""
+    for folder in (root, root / TORCHVISION_DIR):
+        for candidate in (folder / name, folder / name.removesuffix(".gz")):
+            if candidate.is_file():
+                return candidate
     return None
 
 

@@ -129,6 +129,10 @@ class PreparedCelebA:
 
     def fingerprint(self) -> dict[str, Any]:
         """What identifies the data a model was trained on: the source, the crop and size."""
+        if self.meta.get("dataset") == "folder":  # an imported folder: its name, and where it came from
+            return {"name": self.meta["name"], "images": len(self), "synthetic": False, "folder": True,
+                    "sha256": self.meta["source_fingerprint"][:16], "size": self.meta["size"],
+                    "crop": self.meta["crop"]}
         return {"name": "synthetic-faces" if self.meta.get("synthetic") else "celeba",
                 "images": len(self), "synthetic": bool(self.meta.get("synthetic")),
                 "sha256": self.meta["source_fingerprint"][:16], "size": self.meta["size"],
@@ -293,6 +297,8 @@ def load_prepared(root: Path, size: int = DEFAULT_SIZE, crop: int = DEFAULT_CROP
         raise LatentctlError(f"CelebA in {root} is not prepared at {size}px (crop {crop})",
                              hint=f"run 'latentctl data prepare celeba --size {size} --crop {crop}'")
     meta = read_json(path / META_FILE)
+    rebuild = ("import the folder again with 'latentctl data import folder --force'" if meta.get("dataset") == "folder"
+               else "rebuild it with 'latentctl data prepare celeba --force'")
     try:
         # copy-on-write: torch wants writable arrays, and the file must never change
         images = np.load(path / IMAGES_FILE, mmap_mode="c", allow_pickle=False)
@@ -300,14 +306,13 @@ def load_prepared(root: Path, size: int = DEFAULT_SIZE, crop: int = DEFAULT_CROP
         split = np.load(path / SPLIT_FILE, allow_pickle=False)
         filenames = (path / FILENAMES_FILE).read_text(encoding="utf-8").splitlines()
     except (OSError, ValueError) as error:
-        raise LatentctlError(f"the prepared CelebA in {path} is damaged ({error})",
-                             hint="rebuild it with 'latentctl data prepare celeba --force'") from None
+        raise LatentctlError(f"the prepared images in {path} are damaged ({error})", hint=rebuild) from None
     count = meta.get("count")
-    shapes_ok = (images.shape == (count, 3, size, size) and attributes.shape == (count, len(CELEBA_ATTRIBUTES))
+    shapes_ok = (images.shape == (count, 3, size, size) and attributes.shape == (count, len(meta.get("attributes", ())))
                  and split.shape == (count,) and len(filenames) == count)
     if not shapes_ok or images.dtype != np.uint8:
-        raise LatentctlError(f"the prepared CelebA in {path} is damaged (its arrays disagree with meta.json)",
-                             hint="rebuild it with 'latentctl data prepare celeba --force'")
+        raise LatentctlError(f"the prepared images in {path} are damaged (their arrays disagree with meta.json)",
+                             hint=rebuild)
     return PreparedCelebA(path, images, attributes, split, filenames, meta)
 
 

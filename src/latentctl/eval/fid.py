@@ -170,19 +170,23 @@ class RealImages:
 
 
 def real_images(data: str | Path | None, config: Any) -> RealImages:
-    """The images a generator with ``config`` is compared with: ``data`` is mnist or celeba (in $LATENTCTL_HOME),
-    a folder holding one of them, or a folder of images; without it, the dataset the model was trained on, at
-    the size and crop it was trained at."""
+    """The images a generator with ``config`` is compared with: ``data`` is mnist, celeba or the name of an imported
+    folder (in $LATENTCTL_HOME), a folder holding MNIST or CelebA, or a folder of images; without it, the dataset
+    the model was trained on, at the size and crop it was trained at."""
     trained_on = config.training.get("dataset", {}) if isinstance(config.training.get("dataset"), dict) else {}
+    from latentctl.data.folders import is_folder_dataset
+
     if data is None:
         name = str(trained_on.get("name", ""))
-        data = "mnist" if "digits" in name or name == "mnist" else "celeba" if "faces" in name or name == "celeba" \
-            else None
+        data = name if trained_on.get("folder") else "mnist" if "digits" in name or name == "mnist" else \
+            "celeba" if "faces" in name or name == "celeba" else None
         if data is None:
-            raise UsageError("the model does not record the dataset it was trained on: pass --data mnist, celeba "
-                             "or a folder of images", option="--data")
+            raise UsageError("the model does not record the dataset it was trained on: pass --data mnist, celeba, "
+                             "an imported folder's name or a folder of images", option="--data")
     if str(data) in ("mnist", "celeba"):
         folder, layout = paths.data_dir(str(data)), str(data)
+    elif is_folder_dataset(paths.data_dir(str(data))):  # a name given to 'latentctl data import folder'
+        return _imported(paths.data_dir(str(data)), config)
     else:
         folder = Path(data).expanduser()
         if not folder.is_dir():
@@ -228,6 +232,19 @@ def _celeba(root: Path, config: Any, trained_on: dict[str, Any]) -> RealImages:
     images, _ = prepared.select("train")  # (N, 3, S, S) uint8, memory-mapped: what the GAN trained on
     return RealImages("celeba", len(images), lambda index: torch.from_numpy(np.asarray(images[np.sort(index)])),
                       prepared.path / CACHE_FOLDER, prepared.fingerprint()["sha256"])
+
+
+def _imported(root: Path, config: Any) -> RealImages:
+    import numpy as np
+    import torch
+
+    from latentctl.data.folders import load_folder
+
+    prepared = load_folder(root, config.image_size)
+    images = prepared.images  # (N, 3, S, S) uint8, memory-mapped: all of them, as `train gan --data NAME` reads
+    return RealImages(prepared.meta["name"], len(images),
+                      lambda index: torch.from_numpy(np.asarray(images[np.sort(index)])), prepared.path / CACHE_FOLDER,
+                      prepared.fingerprint()["sha256"])
 
 
 def _folder(folder: Path, config: Any) -> RealImages:

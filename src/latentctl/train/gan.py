@@ -23,6 +23,7 @@ from latentctl.errors import LatentctlError
 from latentctl.latent.sampling import generate, noise_for_seeds
 from latentctl.models.dcgan import Discriminator, GANConfig, Generator, split_logits
 from latentctl.train import speed
+from latentctl.train.augment import augment
 from latentctl.train.checkpoint import CheckpointedLoop
 from latentctl.train.distributed import SINGLE, Distributed
 from latentctl.train.loop import DIVERGED_HINT
@@ -136,6 +137,8 @@ class GANTrainer(CheckpointedLoop):
         if self.options.flip:
             mirrored = torch.rand(real.shape[0], generator=self.noise_rng, device=self.device) < 0.5
             real = torch.where(mirrored[:, None, None, None], real.flip(3), real)
+        if self.options.augment:  # the discriminator reads augmented images only (see latentctl.train.augment)
+            real = augment(real, self.noise_rng)
         real = speed.layout(real, self.step_settings)
         labels = batch_to(self.labels[batch_index], self.device) if self.labels is not None else None
         half = real.shape[0] // 2
@@ -146,8 +149,9 @@ class GANTrainer(CheckpointedLoop):
                             device=self.device)
         with self.autocast():  # losses from float32 logits
             fake = self.synced_generator(noise, fake_labels)
+            seen = augment(fake, self.noise_rng) if self.options.augment else fake  # what D reads of it
             logits_real, read_real = split_logits(self.synced_discriminator(real, labels).float())
-            logits_fake, _ = split_logits(self.synced_discriminator(fake.detach(), fake_labels).float())
+            logits_fake, _ = split_logits(self.synced_discriminator(seen.detach(), fake_labels).float())
         loss_d = F.softplus(-logits_real).mean() + F.softplus(logits_fake).mean()  # BCE with logits
         total_d = loss_d
         if read_real is not None:  # the auxiliary classifier learns the attributes from real faces only
@@ -163,7 +167,7 @@ class GANTrainer(CheckpointedLoop):
         self.discriminator.requires_grad_(False)
         with self.dist.no_sync(self.synced_discriminator):
             with self.autocast():
-                logits_g, read_fake = split_logits(self.synced_discriminator(fake, fake_labels).float())
+                logits_g, read_fake = split_logits(self.synced_discriminator(seen, fake_labels).float())
             loss_g = F.softplus(-logits_g).mean()
             total_g = loss_g
             if read_fake is not None:

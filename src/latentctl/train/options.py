@@ -41,6 +41,7 @@ class TrainOptions:
     r1: float = 0.0  # weight (gamma) of the R1 penalty on the discriminator's gradient at real images; 0: off
     attribute_loss: float = 0.0  # attribute-conditioned GANs: weight of the auxiliary attribute classifier's loss
     flip: bool = False  # mirror half of the real images left-right (faces yes, digits no)
+    augment: bool = False  # DiffAugment what the discriminator reads, real and fake (latentctl.train.augment)
     seed: int = 0
     sample_every: int = 1  # epochs between sample grids
     log_every: int = 20  # steps between host reads of the losses (progress refresh, NaN check)
@@ -149,11 +150,13 @@ class CGANRunOptions(_GANRunOptions):
 
 @dataclass
 class GANRunOptions(_GANRunOptions):
-    """``latentctl train gan``: the face DCGAN on a prepared CelebA (real or synthetic), optionally conditioned
-    on the faces' attributes (``condition="attributes"``: every one the data draws, or those of ``attribute``)."""
+    """``latentctl train gan``: the face DCGAN on a prepared CelebA (real or synthetic) or an imported folder
+    (``data``), optionally conditioned on the images' attributes (``condition="attributes"``: every one the
+    data draws, or those of ``attribute``)."""
 
     KIND, MODEL, DATA, EPOCHS = "gan", "gan-celeba", "celeba", 25
 
+    data: str = "celeba"  # CelebA (real or synthetic, in --data-root), or the name of an imported folder
     condition: str = "none"
     attribute: list[str] | None = None
     attribute_loss: float = FACE_ATTRIBUTE_LOSS  # with condition="attributes"
@@ -161,6 +164,7 @@ class GANRunOptions(_GANRunOptions):
     beta1: float = FACE_BETAS[0]
     beta2: float = FACE_BETAS[1]
     flip: bool = True
+    augment: bool | None = None  # None: on below AUGMENT_BELOW training images
     r1: float | None = None  # None: FACE_R1, or 0 with sync_bn (SyncBatchNorm cannot differentiate it)
     size: int = 64  # the image side, and the crop from CelebA's 178x218 frame: data.prepare's defaults
     crop: int = 178
@@ -172,6 +176,7 @@ class ClassifierRunOptions(RunOptions):
 
     KIND, MODEL, DATA, EPOCHS = "classifier", "classifier-celeba", "celeba", ClassifierOptions.epochs
 
+    data: str = GANRunOptions.data
     width: int = 32  # models.classifier.ClassifierConfig's
     members: int = 1
     batch_size: int = ClassifierOptions.batch_size
@@ -184,7 +189,7 @@ class ClassifierRunOptions(RunOptions):
 RUN_OPTIONS: dict[str, type[RunOptions]] = {options.KIND: options for options in (CGANRunOptions, GANRunOptions,
                                                                                    ClassifierRunOptions)}
 # The order in which the warning about what a resume ignores names the flags.
-RESUME_KEEPS = ("condition", "attribute", "attribute_loss", "batch_size", "lr", "lr_schedule", "beta1", "beta2",
-                "ema_decay", "mode_seeking", "flip", "r1", "latent_dim", "gen_width", "disc_width", "width", "members",
-                "size", "crop", "sample_every", "seed", "sync_bn", "precision", "compile")
+RESUME_KEEPS = ("data", "condition", "attribute", "attribute_loss", "batch_size", "lr", "lr_schedule", "beta1",
+                "beta2", "ema_decay", "mode_seeking", "flip", "augment", "r1", "latent_dim", "gen_width", "disc_width",
+                "width", "members", "size", "crop", "sample_every", "seed", "sync_bn", "precision", "compile")
 RESUME_FREE = ("epochs", "log_dir", "fid_every", "fid_images", "inception_weights")  # a resume takes these anew

@@ -13,7 +13,7 @@ import shutil
 import signal
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import torch
 
 from latentctl import console, files, paths, registry, store
 from latentctl.errors import LatentctlError, UsageError
-from latentctl.train import FACE_R1, distributed
+from latentctl.train import AUGMENT_BELOW, FACE_R1, distributed
 from latentctl.train.distributed import Distributed
 from latentctl.train.loop import Callback, EpochLoop
 from latentctl.train.options import (
@@ -79,7 +79,9 @@ def start(kind: str, *, out: Path | None = None, data_root: Path | None = None, 
     check_request(kind, options, resume=resume, force=force)
     out = Path(out) if out is not None else paths.model_dir(options.MODEL)
     custom_data = data_root is not None
-    data_root = Path(data_root) if data_root is not None else paths.data_dir(options.DATA)
+    if resume and kind != "cgan" and (out / store.STATE_JSON_FILE).is_file():  # a resumed run reads its own data
+        options = replace(options, data=_run_data(out))
+    data_root = Path(data_root) if data_root is not None else paths.data_dir(getattr(options, "data", options.DATA))
     notify = on_event or (lambda event, info: None)
     with _processes(device) as (dist, torch_device):
         request = _Request(out, data_root, options, resume, force, set(given), dist, torch_device, notify)
@@ -225,7 +227,9 @@ def _face_gan(request: _Request) -> Any:
         conditioned = attribute is not None
     prepared = _prepared_celeba(request, size, crop)
     names = _condition_attributes(prepared, attribute) if conditioned else None
-    dataset = faces_dataset(prepared, attributes=names)
+    # an imported folder trains on all its images: its validation split is for classifiers only
+    dataset = faces_dataset(prepared, "all" if prepared.meta.get("dataset") == "folder" else "train", names)
+    augment = options.augment if options.augment is not None else dataset.images.shape[0] < AUGMENT_BELOW
     r1 = options.r1
     if r1 is None:
         r1 = 0.0 if options.sync_bn else FACE_R1
@@ -233,7 +237,8 @@ def _face_gan(request: _Request) -> Any:
             console.warn("--sync-bn turns the R1 penalty off: SyncBatchNorm cannot differentiate it")
     train_options = TrainOptions(epochs=request.epochs, batch_size=options.batch_size, lr=options.lr,
                                  beta1=options.beta1, beta2=options.beta2, ema_decay=options.ema_decay,
-                                 flip=options.flip, r1=r1, seed=options.seed, sample_every=options.sample_every,
+                                 flip=options.flip, augment=augment, r1=r1, seed=options.seed,
+                                 sample_every=options.sample_every,
                                  sync_bn=options.sync_bn, precision=options.precision, compile=options.compile,
                                  attribute_loss=options.attribute_loss if names else 0.0)
     config = default_config(size, options.latent_dim, options.gen_width, options.disc_width,
@@ -284,7 +289,14 @@ def _classifier(request: _Request) -> Any:
     if request.resume and (request.out / store.STATE_JSON_FILE).is_file():  # a resumed run reads its own cache
         size, crop = _run_image_settings(request.out, size, crop)
     # before --force clears anything: a typo in --data-root loses nothing
-    data = AttributeData.from_prepared(_prepared_celeba(request, size, crop))
+    prepared = _prepared_celeba(request, size, crop)
+    if not prepared.attribute_names or not len(prepared.indices("val")):
+        raise LatentctlError(f"{prepared.fingerprint()['name']} has no "
+                             + ("labels" if not prepared.attribute_names else "validation images")
+                             + ": a classifier learns attributes and is measured on the validation split",
+                             hint="import the folder again with --labels labels.csv (one 0/1 column per attribute) "
+                                  "and --force, with enough images that one in ten is held out")
+    data = AttributeData.from_prepared(prepared)
 
     def new() -> ClassifierTrainer:
         config = ClassifierConfig(image_size=size, channels=3, num_attributes=len(data.names), width=options.width,
@@ -365,11 +377,20 @@ def _run_attributes(out: Path) -> list[str] | None:
     return names
 
 
+def _run_data(out: Path) -> str:
+    """The dataset a run in ``out`` trains on: an imported folder's name, or "celeba"."""
+    dataset = files.read_json(out / store.STATE_JSON_FILE).get("dataset") or {}
+    return str(dataset["name"]) if dataset.get("folder") else "celeba"
+
+
 def _condition_attributes(prepared: Any, asked: list[str] | None) -> list[str]:
     """The attributes to condition on: ``asked`` (names as users type them), or every one the data draws."""
     from latentctl.latent.attributes import match_attribute
     from latentctl.train.faces import drawn_attributes
 
+    if not prepared.attribute_names:
+        raise LatentctlError(f"{prepared.fingerprint()['name']} has no attributes to condition on",
+                             hint="import it again with --labels labels.csv and --force, or drop --condition")
     if not asked:
         return drawn_attributes(prepared)
     names = list(dict.fromkeys(match_attribute(name, prepared.attribute_names) for name in asked))
@@ -387,7 +408,14 @@ def _prepared_celeba(request: _Request, size: int, crop: int) -> Any:
     With several processes never two build one cache at once: rank 0 first, then the first process of
     each other machine (whose disk may not be rank 0's), while the others wait; then all open it."""
     from latentctl.data.celeba import load_celeba
+    from latentctl.data.folders import IMPORT_HINT, is_folder_dataset, load_folder
     from latentctl.data.prepare import ensure_prepared
+
+    if is_folder_dataset(request.data_root):  # imported at a given size: nothing to build
+        return load_folder(request.data_root, size, crop)
+    data = getattr(request.options, "data", "celeba")
+    if data != "celeba":
+        raise LatentctlError(f"there is no dataset named {data!r} in {request.data_root}", hint=IMPORT_HINT)
 
     def starting(reason: str, count: int) -> None:
         console.info(f"preparing CelebA at {size}x{size} (crop {crop}) for training ({reason}): "
