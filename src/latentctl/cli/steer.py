@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -13,12 +12,6 @@ from latentctl.cli import options as flags
 from latentctl.latent.session import SteerOptions
 
 
-class Method(str, Enum):
-    gradient = "gradient"
-    direction = "direction"
-    label = "label"
-
-
 def register(app: typer.Typer) -> None:
     app.command("steer")(steer)
     app.command("attributes")(attributes)
@@ -27,25 +20,16 @@ def register(app: typer.Typer) -> None:
 def steer(
     out: Annotated[Path, typer.Argument(help="Output .png (one row per face, one column per frame) or .gif.")]
     = Path("steer.png"),
-    to: Annotated[list[str] | None, typer.Option("--to", help="Attribute to add (repeatable), e.g. Male, "
-                                                 "smiling, eyeglasses.", show_default=False,
-                                                 callback=flags.celeba_names)] = None,
-    away_from: Annotated[list[str] | None, typer.Option("--away-from", help="Attribute to remove (repeatable).",
-                                                        show_default=False, callback=flags.celeba_names)
-                         ] = None,
+    to: flags.To = None,
+    away_from: flags.AwayFrom = None,
     model: flags.FaceModel = None,
     classifier: flags.Classifier = None,
     n: Annotated[int, typer.Option("--n", min=1, max=1024, help="Faces (rows), of seeds S, S+1, ...")] = SteerOptions.n,
-    frames: Annotated[int, typer.Option("--frames", min=2, max=256, help="Snapshots per face (columns), the "
-                                        "first being the unchanged face.")] = SteerOptions.frames,
+    frames: flags.Frames = SteerOptions.frames,
     from_noise: Annotated[Path | None, typer.Option("--from-noise", help="Steer these latents (a file written "
                                                     "by 'latentctl sample --save-latents') instead of seeds.",
                                                     dir_okay=False)] = None,
-    method: Annotated[Method, typer.Option("--method", rich_help_panel="Steering", help="gradient: follow the "
-                                           "classifier's gradient; direction: move along a fitted linear "
-                                           "direction (instant once fitted); label: turn the attribute input of "
-                                           "a model trained with --condition attributes, the noise fixed.")
-                      ] = Method(SteerOptions.method),
+    method: flags.SteerMethod = flags.Method(SteerOptions.method),
     steps: flags.Steps = SteerOptions.steps,
     strength: flags.Strength = SteerOptions.strength,
     keep_others: flags.KeepOthers = SteerOptions.keep_others,
@@ -53,10 +37,8 @@ def steer(
     views: flags.Views = SteerOptions.views,
     reach: flags.Reach = SteerOptions.reach,
     samples: flags.Samples = SteerOptions.samples,
-    frame_ms: Annotated[int, typer.Option("--frame-ms", min=10, max=5000, help="GIF frame time.")
-                        ] = SteerOptions.frame_ms,
-    scale: Annotated[int | None, typer.Option("--scale", min=1, max=16, help="Nearest-neighbour upscaling "
-                                              "[default: 2 under 64 px, else 1].")] = SteerOptions.scale,
+    frame_ms: flags.FrameMs = SteerOptions.frame_ms,
+    scale: flags.Scale = SteerOptions.scale,
     device: flags.Device = "auto",
     seed: flags.Seed = SteerOptions.seed,
     json_output: flags.Json = False,

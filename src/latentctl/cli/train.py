@@ -209,6 +209,7 @@ def train_classifier(
 def _train(context: typer.Context, kind: str, arguments: dict[str, Any]) -> None:
     """Start or resume the run the command's arguments ask for, showing its progress; report the result."""
     from latentctl.train import runs
+    from latentctl.train.classifier import print_validation_table
 
     options = RUN_OPTIONS[kind](**{field.name: getattr(arguments[field.name], "value", arguments[field.name])
                                    for field in fields(RUN_OPTIONS[kind])})  # choices (Enum) as their strings
@@ -222,7 +223,7 @@ def _train(context: typer.Context, kind: str, arguments: dict[str, Any]) -> None
         def on_event(event: str, info: dict[str, Any]) -> None:
             progress.update(event, info)
             if event == "end" and info["complete"] and kind == "classifier":
-                _print_attribute_table(info["trainer"].metrics, info["trainer"].data.not_rendered)
+                print_validation_table(info["trainer"].metrics, info["trainer"].data.not_rendered)
 
         result = runs.start(kind, out=arguments["out"], data_root=arguments["data_root"], options=options,
                             resume=arguments["resume"], force=arguments["force"], device=arguments["device"],
@@ -240,20 +241,3 @@ def _train(context: typer.Context, kind: str, arguments: dict[str, Any]) -> None
     if not arguments["json_output"]:
         console.emit_path(result.model)
 
-
-def _print_attribute_table(metrics: dict[str, Any], not_rendered: list[str]) -> None:
-    """Print each attribute's validation accuracy and balanced accuracy, then their means (stderr)."""
-    names = list(metrics["accuracy"])
-    rows = [[name, f"{metrics['accuracy'][name]:.1%}", f"{metrics['balanced_accuracy'][name]:.1%}",
-             f"{metrics['positives'][name] / metrics['images']:.1%}",
-             "[dim]not drawn[/]" if name in not_rendered else ""] for name in names]
-    console.print_table(f"validation ({metrics['images']:,} images)",
-                        ["attribute", "accuracy", "balanced accuracy", "present in", ""], rows)
-    console.info(f"mean over the {len(names)} attributes: accuracy {metrics['mean_accuracy']:.1%}, "
-                 f"balanced accuracy {metrics['mean_balanced_accuracy']:.1%}")
-    drawn = [name for name in names if name not in not_rendered]
-    if not_rendered and drawn:
-        console.info(f"mean over the {len(drawn)} attributes the synthetic faces draw: accuracy "
-                     f"{sum(metrics['accuracy'][n] for n in drawn) / len(drawn):.1%}, balanced accuracy "
-                     f"{sum(metrics['balanced_accuracy'][n] for n in drawn) / len(drawn):.1%} (the other "
-                     f"{len(not_rendered)} are labels only: nothing in the image says them)")
