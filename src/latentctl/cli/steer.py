@@ -73,11 +73,7 @@ def steer(
                            frame_ms=frame_ms, scale=scale, seed=seed)
     report = steer_faces(to=to or [], away_from=away_from or [], out=out, options=options, noise=from_noise,
                          model=model, classifier=classifier, device=device)
-    for line in report.face_lines():
-        console.info(line)
-    console.info(f"wrote {len(report.faces)} x {frames} frames to {out}")
-    for line in report.advice():
-        console.warn(line)
+    report.print_summary(f"wrote {len(report.faces)} x {frames} frames to {out}")
     if json_output:
         console.emit_json({"command": "steer", **report.to_json()})
     else:
@@ -106,13 +102,6 @@ def attributes(
     if json_output:
         console.emit_json({"command": "attributes", **listing.to_json()})
         return
-    rows, source = listing.rows, listing.classifier_dir
-    columns = ["attribute"] + [key for key in ("base_rate", "balanced_accuracy") if any(key in r for r in rows)]
-    console.print_table(f"attributes ({source})" if source else "CelebA attributes", columns,
-                        [[r["name"], *(_percent(r.get(key)) for key in columns[1:])] for r in rows])
-    for row in rows:
+    listing.print_table()
+    for row in listing.rows:
         console.emit_path(row["name"])
-
-
-def _percent(value: float | None) -> str:
-    return "" if value is None else f"{100 * value:.1f}%"
