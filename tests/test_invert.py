@@ -144,6 +144,18 @@ def test_the_feature_loss_is_skipped_with_a_note_when_no_classifier_is_there(fac
     assert "no attribute classifier" in report.notes[0]
 
 
+def test_photos_are_cropped_as_the_models_training_data_was(face_model, tmp_path):
+    from latentctl.eval.reading import read_face_images
+    from latentctl.latent.inversion import photo_tensors
+
+    picture = photo(tmp_path / "tall.jpg", "RGB", (178, 218))
+    config = store.read_config(face_model)
+    config.training["dataset"]["crop"] = 120  # as `train gan --crop 120` records it
+    prepared = photo_tensors([picture], config)
+    assert torch.equal(prepared, images.to_unit_range(read_face_images([picture], 32, 120)))
+    assert not torch.equal(prepared, images.to_unit_range(read_face_images([picture], 32, 178)))
+
+
 # ---------------------------------------------------------------------------------------------- the CLI
 
 def test_invert_takes_photos_of_any_size_and_mode(cli, face_model, classifier, tmp_path):
