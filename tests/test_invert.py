@@ -132,7 +132,7 @@ def test_inverting_a_face_the_gan_drew_recovers_it_better_than_the_best_random_s
 
 
 def test_inversion_is_reproducible_with_the_same_seed(face_model, classifier, drawn_face):
-    options = InvertOptions(steps=5, starts=8, seed=3)
+    options = InvertOptions(steps=5, starts=70, seed=3)  # two passes of random starts, the second short
     first, second = (invert([drawn_face[0]], model=face_model, classifier=classifier, device="cpu",
                             options=options) for _ in range(2))
     assert torch.equal(first.latents, second.latents)

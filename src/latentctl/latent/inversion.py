@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from latentctl.store import ModelConfig
 
 PIXEL_LOSSES = ("mse", "l1")
+START_BATCH = 64  # random starts drawn per generator pass
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ def invert_images(generator: torch.nn.Module, targets: torch.Tensor, options: In
             chunk_attributes = None if attributes is None else attributes[batch].to(device)
             parts.append(_invert_batch(generator, targets[batch].to(device), candidates, options, classifier,
                                        chunk_attributes))
+
     def joined(key: str) -> torch.Tensor:
         return torch.cat([part[key] for part in parts]).cpu()
 
@@ -120,9 +122,9 @@ def _invert_batch(generator: torch.nn.Module, targets: torch.Tensor, candidates:
 
     count, latent_dim = targets.shape[0], candidates.shape[1]
     with torch.no_grad():  # the best random start of each photo
-        errors = torch.stack([_start_errors(generator, targets, candidates, attributes, options, i)
-                              for i in range(0, candidates.shape[0], 64)], dim=0)
-        start_loss, best = torch.cat(list(errors), dim=1).min(dim=1)  # (N,)
+        errors = torch.cat([_start_errors(generator, targets, candidates, attributes, options, i)
+                            for i in range(0, candidates.shape[0], START_BATCH)], dim=1)  # (N, S)
+        start_loss, best = errors.min(dim=1)  # (N,)
         target_features = None if classifier is None else [f.detach() for f in _activations(classifier, targets)]
     latent = candidates[best].clone().requires_grad_(True)  # (N, D)
     logits = None
@@ -164,10 +166,10 @@ def _invert_batch(generator: torch.nn.Module, targets: torch.Tensor, candidates:
 
 def _start_errors(generator: torch.nn.Module, targets: torch.Tensor, candidates: torch.Tensor,
                   attributes: torch.Tensor | None, options: InvertOptions, begin: int) -> torch.Tensor:
-    """The pixel loss (N, S') of each photo against candidates[begin:begin + 64]."""
+    """The pixel loss (N, S') of each photo against candidates[begin:begin + START_BATCH]."""
     import torch
 
-    chunk = candidates[begin:begin + 64]
+    chunk = candidates[begin:begin + START_BATCH]
     if attributes is None:
         images = _draw(generator, chunk, None)  # (S', C, H, W), compared with every photo
         return torch.stack([_pixel_loss(images, target[None].expand_as(images), options.pixel_loss)
