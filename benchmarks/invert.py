@@ -14,8 +14,14 @@ CPU time of one thread is what an idle core would take) and PSNR (dB, pixels in 
 time and for a batch, at each thread count asked for. PSNR here is of faces the generator can draw exactly;
 real photos (docs/editing.md) come out lower.
 
+With ``--photos``, it instead inverts those photos into a trained ``--model`` with each setting in turn
+(one start or 256, the prior, the classifier's features, more steps) and prints PSNR, the share of the
+classifier's yes/no readings the reconstruction shares with the photo, and CPU seconds per photo: the table
+of docs/editing.md.
+
     python benchmarks/invert.py                     # 1 and 2 threads, 1 face and a batch of 8
     python benchmarks/invert.py --threads 2 --batch 16 --json results.json
+    python benchmarks/invert.py --photos faces/img_align_celeba --count 12 --model M --classifier C
 """
 
 from __future__ import annotations
@@ -66,12 +72,49 @@ def run(name: str, generator, classifier, targets, options: InvertOptions) -> di
             "psnr_min": min(scores)}
 
 
+def settings_table(photos: list[Path], model: Path, classifier_dir: Path) -> None:
+    """Print docs/editing.md's table: each setting's closeness on real photos, one thread."""
+    from latentctl.eval.reading import predict_probabilities
+    from latentctl.latent.inversion import photo_tensors
+    from latentctl.store import load_model
+
+    torch.set_num_threads(1)
+    generator, config = load_model(model, "gan")
+    classifier, _ = load_model(classifier_dir, "classifier")
+    targets = photo_tensors(photos, config)
+    read = predict_probabilities(classifier, targets) > 0.5
+    defaults = InvertOptions()
+    cases = {"plain: 1 random start, pixels only": replace(defaults, starts=1, feature_weight=0, prior_weight=0),
+             "best of 256 starts, pixels only": replace(defaults, feature_weight=0, prior_weight=0),
+             "+ the latent prior": replace(defaults, feature_weight=0),
+             "+ the classifier's features (the defaults)": defaults,
+             "the defaults, 300 steps": replace(defaults, steps=300)}
+    print("| setting | PSNR mean (dB) | PSNR min | mean abs error | attributes read alike | CPU s / photo |")
+    for name, options in cases.items():
+        began = time.process_time()
+        inversion = invert_images(generator, targets, options, classifier if options.feature_weight else None)
+        cpu = (time.process_time() - began) / len(photos)
+        scores = psnr(inversion.reconstructions, targets)
+        error = ((inversion.reconstructions - targets) / 2).abs().mean().item()
+        alike = ((predict_probabilities(classifier, inversion.reconstructions) > 0.5) == read).float().mean().item()
+        print(f"| {name} | {sum(scores) / len(scores):.1f} | {min(scores):.1f} | {error:.3f} | {alike:.1%} | "
+              f"{cpu:.1f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", default="1,2", help="torch thread counts to time, comma-separated")
     parser.add_argument("--batch", type=int, default=8, help="faces inverted at once in the batched rows")
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--photos", type=Path, help="a folder of photos: print the settings table instead")
+    parser.add_argument("--count", type=int, default=12, help="photos of --photos, the first in name order")
+    parser.add_argument("--model", type=Path, help="the face GAN of --photos")
+    parser.add_argument("--classifier", type=Path, help="the attribute classifier of --photos")
     arguments = parser.parse_args()
+    if arguments.photos:
+        photos = sorted(path for path in arguments.photos.iterdir() if path.suffix.lower() in (".jpg", ".png"))
+        settings_table(photos[:arguments.count], arguments.model, arguments.classifier)
+        return
 
     torch.manual_seed(0)
     config = default_config()
