@@ -32,8 +32,8 @@ def invert(
     out: Annotated[Path, typer.Option("--out", help="Latents file to write (as 'sample --save-latents' does); "
                                       "each reconstruction goes beside it, PHOTO-reconstruction.png.",
                                       dir_okay=False)] = Path("latents.safetensors"),
-    steps: Annotated[int, typer.Option("--steps", min=0, max=10_000, help="Adam steps refining the best random "
-                                       "start.")] = InvertOptions.steps,
+    steps: Annotated[int, typer.Option("--steps", min=0, max=10_000, rich_help_panel="Inversion",
+                                       help="Adam steps refining the best random start.")] = InvertOptions.steps,
     starts: Starts = InvertOptions.starts,
     device: flags.Device = "auto",
     seed: flags.Seed = InvertOptions.seed,
