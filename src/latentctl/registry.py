@@ -336,3 +336,40 @@ def _lock_file(descriptor: int, take: bool) -> None:
 def _write(registered: dict[str, Entry]) -> None:
     files.write_json(registry_file(), {"format": REGISTRY_FORMAT, "format_version": REGISTRY_VERSION,
                                        "models": {name: registered[name].to_json() for name in sorted(registered)}})
+
+
+# ------------------------------------------------------------------------------- `models list` and `show`
+
+def show_rows(shown: dict[str, Any]) -> list[list[Any]]:
+    """The rows (field, value) of ``models show``'s overview of what :func:`show` returned."""
+    hub, config = shown.get("hub"), shown["config"]
+    source = f"hub: {hub['repo_id']}@{hub['revision']} (commit {hub['commit'][:12]})" if hub else \
+        {"home": "$LATENTCTL_HOME/models"}.get(shown["source"], shown["source"])
+    rows = [["name", shown["name"]], ["path", shown["path"]], ["source", source]]
+    if config is None:
+        rows.append(["status", f"[red]{shown['status']}[/]: {shown.get('problem', '')}"])
+    else:
+        rows += [["kind", config["kind"]], ["architecture", value_text(config["architecture"])],
+                 ["images", image_text(shown)], ["noise", config["latent_dim"] or "-"],
+                 ["labels", ", ".join(config["labels"]) or "-"],
+                 ["size", f"{size_text(shown['size_bytes'])}, {count_text(shown['parameters'])} parameters"],
+                 *[[key, value_text(value)] for key, value in config["training"].items()]]
+    return rows
+
+
+def print_models(described: list[dict[str, Any]]) -> None:
+    """Print ``models list``'s table of what :func:`describe_all` returned (stderr)."""
+    from rich.table import Table
+
+    # print_table's columns cut long cells short; here the path must stay whole, so it folds instead
+    table = Table(title=f"models ({len(described)})", title_justify="left", show_edge=False)
+    for column in ("name", "kind", "size", "images", "labels", "epochs", "source", "path"):
+        table.add_column(column, no_wrap=column not in ("name", "path"), overflow="fold" if column == "path" else None)
+    for model in described:
+        epochs = "-" if model.get("epochs") is None else \
+            f"{model['epochs']}" + ("" if model.get("complete", True) else " (interrupted)")
+        table.add_row(model["name"], model.get("kind", f"[red]{model['status']}[/]"),
+                      size_text(model.get("size_bytes")), image_text(model),
+                      str(len(model["labels"])) if model.get("labels") else "-", epochs, model["source"], model["path"])
+    console.stderr.print(table)
+

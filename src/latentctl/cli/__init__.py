@@ -81,12 +81,12 @@ def _root(
 
 
 def _register() -> None:
-    from latentctl.cli import classify, data, demo, directions, evaluate, generate, hub, models, steer, train
+    from latentctl.cli import classify, data, demo, directions, evaluate, generate, hub, models, photos, steer, train
 
     groups = {"data": data, "train": train, "models": models, "hub": hub, "eval": evaluate, "directions": directions}
     for name, group in groups.items():
         app.add_typer(group.app, name=name)
-    for module in (generate, classify, steer, demo):  # verbs at the top level
+    for module in (generate, classify, steer, photos, demo):  # verbs at the top level
         module.register(app)
     for typer_app in (app, *(group.typer_instance for group in app.registered_groups)):
         for command in typer_app.registered_commands:

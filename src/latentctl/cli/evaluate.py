@@ -61,11 +61,7 @@ def steer(
                                 options=Defaults(attributes=tuple(attribute or Defaults.attributes), faces=faces,
                                                  steps=steps, strength=strength, keep_others=keep_others, until=until,
                                                  views=views, reach=reach, samples=samples, seed=seed))
-    console.print_table("steering, read by the judge", ["attribute", "method", "keep-others", "faces", "success",
-                                                        "steerer says", "others", "moved", "time"],
-                        [[s.attribute, s.method, f"{s.keep_others:g}", s.faces, _cell(s.success, "{:.0%}"),
-                          _cell(s.steerer_success, "{:.0%}"), _cell(s.others, "{:.3f}"), _cell(s.moved, "{:.3f}"),
-                          f"{s.seconds:.1f}s"] for s in evaluation.scores])
+    evaluation.print_table()
     if plot is not None:
         console.info(f"wrote {plot}")
     if json_output:
@@ -140,7 +136,3 @@ def separability(
     console.info(f"separability {report.score:.3f} over {len(report.attributes)} attributes"
                  + (f" ({', '.join(report.skipped)}: read one way only, left out)" if report.skipped else ""))
     emit("eval separability", report, json_output)
-
-
-def _cell(value: float | None, form: str) -> str:
-    return "-" if value is None else form.format(value)

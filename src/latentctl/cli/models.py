@@ -5,13 +5,12 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from latentctl import console, registry
 from latentctl.cli.options import Json
-from latentctl.registry import count_text, image_text, size_text, value_text
 from latentctl.seed_import import ARCHS, IMPORT_KINDS
 
 app = typer.Typer(help="The models latentctl knows by name: list, show, remove, import checkpoints.",
@@ -42,7 +41,7 @@ def list_models(json_output: Json = False) -> None:
         console.info("no models yet: train one ('latentctl train cgan'), pull one ('latentctl hub pull user/repo') "
                      "or import one ('latentctl models import FILE --kind gan')")
     else:
-        _print_models(described)
+        registry.print_models(described)
 
 
 @app.command("show")
@@ -61,19 +60,7 @@ def show(name: Name, json_output: Json = False) -> None:
     if json_output:
         console.emit_json({"command": "models show", **shown})
         return
-    hub, config = shown.get("hub"), shown["config"]
-    source = f"hub: {hub['repo_id']}@{hub['revision']} (commit {hub['commit'][:12]})" if hub else \
-        {"home": "$LATENTCTL_HOME/models"}.get(shown["source"], shown["source"])
-    rows = [["name", shown["name"]], ["path", shown["path"]], ["source", source]]
-    if config is None:
-        rows.append(["status", f"[red]{shown['status']}[/]: {shown.get('problem', '')}"])
-    else:
-        rows += [["kind", config["kind"]], ["architecture", value_text(config["architecture"])],
-                 ["images", image_text(shown)], ["noise", config["latent_dim"] or "-"],
-                 ["labels", ", ".join(config["labels"]) or "-"],
-                 ["size", f"{size_text(shown['size_bytes'])}, {count_text(shown['parameters'])} parameters"],
-                 *[[key, value_text(value)] for key, value in config["training"].items()]]
-    console.print_table(f"model {shown['name']}", ["", ""], rows)
+    console.print_table(f"model {shown['name']}", ["", ""], registry.show_rows(shown))
     console.emit_path(shown["path"])
 
 
@@ -142,18 +129,3 @@ def import_checkpoint(
     else:
         console.emit_path(imported.path)
 
-
-def _print_models(described: list[dict[str, Any]]) -> None:
-    from rich.table import Table
-
-    # print_table's columns cut long cells short; here the path must stay whole, so it folds instead
-    table = Table(title=f"models ({len(described)})", title_justify="left", show_edge=False)
-    for column in ("name", "kind", "size", "images", "labels", "epochs", "source", "path"):
-        table.add_column(column, no_wrap=column not in ("name", "path"), overflow="fold" if column == "path" else None)
-    for model in described:
-        epochs = "-" if model.get("epochs") is None else \
-            f"{model['epochs']}" + ("" if model.get("complete", True) else " (interrupted)")
-        table.add_row(model["name"], model.get("kind", f"[red]{model['status']}[/]"),
-                      size_text(model.get("size_bytes")), image_text(model),
-                      str(len(model["labels"])) if model.get("labels") else "-", epochs, model["source"], model["path"])
-    console.stderr.print(table)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -82,3 +83,27 @@ Samples = Annotated[int, typer.Option("--samples", min=100, max=1_000_000, rich_
 InceptionWeights = Annotated[Path | None, typer.Option("--inception-weights", dir_okay=False, show_default=False, help=(
     "The FID Inception's weights file, for machines without internet [default: fetched into torch.hub's cache on "
     "first use]."))]
+
+
+# the strip of frames, shared by `steer` and `edit`
+To = Annotated[list[str] | None, typer.Option("--to", help="Attribute to add (repeatable), e.g. Male, smiling, "
+                                             "eyeglasses.", show_default=False, callback=celeba_names)]
+AwayFrom = Annotated[list[str] | None, typer.Option("--away-from", help="Attribute to remove (repeatable).",
+                                                    show_default=False, callback=celeba_names)]
+Frames = Annotated[int, typer.Option("--frames", min=2, max=256, help="Snapshots per face (columns), the first "
+                                     "being the unchanged face.")]
+
+
+class Method(str, Enum):
+    gradient = "gradient"
+    direction = "direction"
+    label = "label"
+
+
+SteerMethod = Annotated[Method, typer.Option("--method", rich_help_panel="Steering", help="gradient: follow the "
+                                             "classifier's gradient; direction: move along a fitted linear direction "
+                                             "(instant once fitted); label: turn the attribute input of a model "
+                                             "trained with --condition attributes, the noise fixed.")]
+FrameMs = Annotated[int, typer.Option("--frame-ms", min=10, max=5000, help="GIF frame time.")]
+Scale = Annotated[int | None, typer.Option("--scale", min=1, max=16, help="Nearest-neighbour upscaling "
+                                           "[default: 2 under 64 px, else 1].")]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -13,12 +12,6 @@ from latentctl.cli import options as flags
 from latentctl.latent.session import SteerOptions
 
 
-class Method(str, Enum):
-    gradient = "gradient"
-    direction = "direction"
-    label = "label"
-
-
 def register(app: typer.Typer) -> None:
     app.command("steer")(steer)
     app.command("attributes")(attributes)
@@ -27,25 +20,16 @@ def register(app: typer.Typer) -> None:
 def steer(
     out: Annotated[Path, typer.Argument(help="Output .png (one row per face, one column per frame) or .gif.")]
     = Path("steer.png"),
-    to: Annotated[list[str] | None, typer.Option("--to", help="Attribute to add (repeatable), e.g. Male, "
-                                                 "smiling, eyeglasses.", show_default=False,
-                                                 callback=flags.celeba_names)] = None,
-    away_from: Annotated[list[str] | None, typer.Option("--away-from", help="Attribute to remove (repeatable).",
-                                                        show_default=False, callback=flags.celeba_names)
-                         ] = None,
+    to: flags.To = None,
+    away_from: flags.AwayFrom = None,
     model: flags.FaceModel = None,
     classifier: flags.Classifier = None,
     n: Annotated[int, typer.Option("--n", min=1, max=1024, help="Faces (rows), of seeds S, S+1, ...")] = SteerOptions.n,
-    frames: Annotated[int, typer.Option("--frames", min=2, max=256, help="Snapshots per face (columns), the "
-                                        "first being the unchanged face.")] = SteerOptions.frames,
+    frames: flags.Frames = SteerOptions.frames,
     from_noise: Annotated[Path | None, typer.Option("--from-noise", help="Steer these latents (a file written "
                                                     "by 'latentctl sample --save-latents') instead of seeds.",
                                                     dir_okay=False)] = None,
-    method: Annotated[Method, typer.Option("--method", rich_help_panel="Steering", help="gradient: follow the "
-                                           "classifier's gradient; direction: move along a fitted linear "
-                                           "direction (instant once fitted); label: turn the attribute input of "
-                                           "a model trained with --condition attributes, the noise fixed.")
-                      ] = Method(SteerOptions.method),
+    method: flags.SteerMethod = flags.Method(SteerOptions.method),
     steps: flags.Steps = SteerOptions.steps,
     strength: flags.Strength = SteerOptions.strength,
     keep_others: flags.KeepOthers = SteerOptions.keep_others,
@@ -56,10 +40,8 @@ def steer(
     direction: Annotated[str | None, typer.Option("--direction", help="Walk a direction of 'latentctl directions "
                                                   "discover' instead: its number (3, sefa:3) or the attribute named "
                                                   "for it (Smiling); digit models too.")] = None,
-    frame_ms: Annotated[int, typer.Option("--frame-ms", min=10, max=5000, help="GIF frame time.")
-                        ] = SteerOptions.frame_ms,
-    scale: Annotated[int | None, typer.Option("--scale", min=1, max=16, help="Nearest-neighbour upscaling "
-                                              "[default: 2 under 64 px, else 1].")] = SteerOptions.scale,
+    frame_ms: flags.FrameMs = SteerOptions.frame_ms,
+    scale: flags.Scale = SteerOptions.scale,
     device: flags.Device = "auto",
     seed: flags.Seed = SteerOptions.seed,
     json_output: flags.Json = False,
@@ -95,11 +77,7 @@ def steer(
                            frame_ms=frame_ms, scale=scale, seed=seed)
     report = steer_faces(to=to or [], away_from=away_from or [], out=out, options=options, noise=from_noise,
                          model=model, classifier=classifier, device=device, direction=direction)
-    for line in report.face_lines():
-        console.info(line)
-    console.info(f"wrote {len(report.faces)} x {frames} frames to {out}")
-    for line in report.advice():
-        console.warn(line)
+    report.print_summary(f"wrote {len(report.faces)} x {frames} frames to {out}")
     if json_output:
         console.emit_json({"command": "steer", **report.to_json()})
     else:
@@ -128,13 +106,6 @@ def attributes(
     if json_output:
         console.emit_json({"command": "attributes", **listing.to_json()})
         return
-    rows, source = listing.rows, listing.classifier_dir
-    columns = ["attribute"] + [key for key in ("base_rate", "balanced_accuracy") if any(key in r for r in rows)]
-    console.print_table(f"attributes ({source})" if source else "CelebA attributes", columns,
-                        [[r["name"], *(_percent(r.get(key)) for key in columns[1:])] for r in rows])
-    for row in rows:
+    listing.print_table()
+    for row in listing.rows:
         console.emit_path(row["name"])
-
-
-def _percent(value: float | None) -> str:
-    return "" if value is None else f"{100 * value:.1f}%"

@@ -229,6 +229,7 @@ def train_classifier(
 def _train(context: typer.Context, kind: str, arguments: dict[str, Any]) -> None:
     """Start or resume the run the command's arguments ask for, showing its progress; report the result."""
     from latentctl.train import runs
+    from latentctl.train.classifier import print_validation_table
 
     options = RUN_OPTIONS[kind](**{field.name: getattr(arguments[field.name], "value", arguments[field.name])
                                    for field in fields(RUN_OPTIONS[kind])})  # choices (Enum) as their strings
@@ -242,12 +243,7 @@ def _train(context: typer.Context, kind: str, arguments: dict[str, Any]) -> None
         def on_event(event: str, info: dict[str, Any]) -> None:
             progress.update(event, info)
             if event == "end" and info["complete"] and kind == "classifier":
-                from latentctl.eval.metrics import describe_attributes
-
-                table, lines = describe_attributes(info["trainer"].metrics, info["trainer"].data.not_rendered)
-                console.print_table(*table)
-                for line in lines:
-                    console.info(line)
+                print_validation_table(info["trainer"].metrics, info["trainer"].data.not_rendered)
 
         result = runs.start(kind, out=arguments["out"], data_root=arguments["data_root"], options=options,
                             resume=arguments["resume"], force=arguments["force"], device=arguments["device"],
@@ -264,3 +260,4 @@ def _train(context: typer.Context, kind: str, arguments: dict[str, Any]) -> None
     console.info(f"done: {result.epoch} epochs in {result.training['seconds']:.0f}s; model in {result.model}")
     if not arguments["json_output"]:
         console.emit_path(result.model)
+

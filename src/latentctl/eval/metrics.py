@@ -71,24 +71,3 @@ def metrics_from_counts(counts: torch.Tensor, names: Sequence[str] | None = None
             "positives": dict(zip(names, positives.tolist(), strict=True)),
             "mean_accuracy": accuracy.mean().item(), "mean_balanced_accuracy": balanced.mean().item()}
 
-
-def describe_attributes(metrics: dict[str, Any], not_rendered: Sequence[str] = ()
-                        ) -> tuple[tuple[str, list[str], list[list[str]]], list[str]]:
-    """A classifier's validation metrics for people: a table (title, columns, rows) of each attribute's accuracy,
-    balanced accuracy and base rate, and the lines with the means (over the drawn attributes too, for a
-    synthetic set whose ``not_rendered`` attributes are labels only)."""
-    names = list(metrics["accuracy"])
-    rows = [[name, f"{metrics['accuracy'][name]:.1%}", f"{metrics['balanced_accuracy'][name]:.1%}",
-             f"{metrics['positives'][name] / metrics['images']:.1%}",
-             "[dim]not drawn[/]" if name in not_rendered else ""] for name in names]
-    table = (f"validation ({metrics['images']:,} images)", ["attribute", "accuracy", "balanced accuracy",
-                                                            "present in", ""], rows)
-    lines = [f"mean over the {len(names)} attributes: accuracy {metrics['mean_accuracy']:.1%}, "
-             f"balanced accuracy {metrics['mean_balanced_accuracy']:.1%}"]
-    drawn = [name for name in names if name not in not_rendered]
-    if not_rendered and drawn:
-        lines.append(f"mean over the {len(drawn)} attributes the synthetic faces draw: accuracy "
-                     f"{sum(metrics['accuracy'][n] for n in drawn) / len(drawn):.1%}, balanced accuracy "
-                     f"{sum(metrics['balanced_accuracy'][n] for n in drawn) / len(drawn):.1%} (the other "
-                     f"{len(not_rendered)} are labels only: nothing in the image says them)")
-    return table, lines

@@ -66,13 +66,15 @@ def predict_labels(model: torch.nn.Module, images: torch.Tensor, batch_size: int
 # ----------------------------------------------------------------------------------------- image files
 
 def classifier_preprocessing(config: Any) -> tuple[int, int, str]:
-    """Return the (size, crop, resize) a classifier's images must be prepared with, as its config records.
+    """Return the (size, crop, resize) a model's images must be prepared with, as its config records: an
+    imported model's ``training.preprocessing``, else the crop of the ``training.dataset`` it was trained on
+    (a classifier or a face GAN); CelebA's default crop when neither says.
 
     ``resize`` is "lanczos" (crop, then resize: latentctl's cache) or "bilinear" (torchvision's Resize then
     CenterCrop: the seed notebooks' classifiers, see ``latentctl models import``)."""
     from latentctl.data.prepare import DEFAULT_CROP
 
-    recorded = config.training.get("preprocessing", {})
+    recorded = config.training.get("preprocessing") or config.training.get("dataset") or {}
     recorded = recorded if isinstance(recorded, dict) else {}
     resize = "bilinear" if recorded.get("resize") == "bilinear" else "lanczos"
     return config.image_size, int(recorded.get("crop", DEFAULT_CROP)), resize
@@ -81,7 +83,9 @@ def classifier_preprocessing(config: Any) -> tuple[int, int, str]:
 def read_face_images(paths: Sequence[Path], size: int, crop: int, resize: str = "lanczos") -> torch.Tensor:
     """Return image files as the training data was prepared: uint8 (N, 3, size, size), center-cropped to
     ``crop`` (in CelebA's 178-pixel-wide frame) and resized; with ``resize="bilinear"``, as torchvision's
-    Resize + CenterCrop do it. A missing or unreadable file is a LatentctlError."""
+    Resize + CenterCrop do it. Any mode (grayscale, palette, RGBA: its colours without the alpha) becomes RGB. A
+    missing or unreadable file, or one of more than PIL's ``Image.MAX_IMAGE_PIXELS`` (a decompression bomb), is
+    a LatentctlError."""
     from PIL import Image, UnidentifiedImageError
 
     from latentctl.data.prepare import crop_and_resize, resize_then_crop
@@ -93,7 +97,14 @@ def read_face_images(paths: Sequence[Path], size: int, crop: int, resize: str = 
                                  hint="give paths of image files (JPEG, PNG, ...)")
         try:
             with Image.open(path) as image:
+                if image.width * image.height > (Image.MAX_IMAGE_PIXELS or float("inf")):
+                    raise Image.DecompressionBombError(f"{image.width}x{image.height} pixels")
                 picture = resize_then_crop(image, size) if resize == "bilinear" else crop_and_resize(image, size, crop)
+        except Image.DecompressionBombError as error:
+            raise LatentctlError(f"{path} is too large to read ({str(error).split('.')[0]}; the limit is "
+                                 f"{Image.MAX_IMAGE_PIXELS:,} pixels)",
+                                 hint="shrink the photo first; a small file of that many pixels may be a "
+                                      "decompression bomb") from None
         except (UnidentifiedImageError, OSError, ValueError) as error:
             raise LatentctlError(f"cannot read {path} as an image ({error})",
                                  hint="give paths of image files (JPEG, PNG, ...)") from None

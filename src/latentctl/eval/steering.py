@@ -85,6 +85,14 @@ class SteerEvaluation:
             panels["change of the other attributes"].setdefault(score.attribute, {})[series] = score.others
         return panels
 
+    def print_table(self) -> None:
+        """Print the scores, one row per attribute, method and keep-others (stderr)."""
+        console.print_table("steering, read by the judge", ["attribute", "method", "keep-others", "faces", "success",
+                                                            "steerer says", "others", "moved", "time"],
+                            [[s.attribute, s.method, f"{s.keep_others:g}", s.faces, _cell(s.success, "{:.0%}"),
+                              _cell(s.steerer_success, "{:.0%}"), _cell(s.others, "{:.3f}"),
+                              _cell(s.moved, "{:.3f}"), f"{s.seconds:.1f}s"] for s in self.scores])
+
     def to_json(self) -> dict[str, Any]:
         """The ``eval steer --json`` document, without its "command" key."""
         options = self.options
@@ -246,3 +254,7 @@ def starting_faces(generator: torch.nn.Module, judge: torch.nn.Module, column: i
         start += pool
     noise = torch.cat(found) if found else torch.empty(0, latent_dim)
     return noise, ((torch.cat(starts), torch.cat(ends)) if starts else None)
+
+
+def _cell(value: float | None, form: str) -> str:
+    return "-" if value is None else form.format(value)

@@ -60,6 +60,17 @@ class AttributeListing:
         return {"classifier": None if self.classifier_dir is None else str(self.classifier_dir),
                 "attributes": self.rows}
 
+    def print_table(self) -> None:
+        """Print the names, with the base rates and balanced accuracies when known (stderr)."""
+        rows, source = self.rows, self.classifier_dir
+        columns = ["attribute"] + [key for key in ("base_rate", "balanced_accuracy") if any(key in r for r in rows)]
+        console.print_table(f"attributes ({source})" if source else "CelebA attributes", columns,
+                            [[r["name"], *(_percent(r.get(key)) for key in columns[1:])] for r in rows])
+
+
+def _percent(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.1f}%"
+
 
 def list_attributes(classifier: str | Path | None = None) -> AttributeListing:
     """Return the attributes of ``classifier`` (a folder, registered name or Hub repo; default
@@ -106,10 +117,11 @@ def present_attributes(labels: list[str], row) -> list[str]:
 
 
 def steering_attributes(prior, generator_labels: list[str], targets: list, seeds: list[int], label_only: bool,
-                        keep_others: bool = True, reach: float = 1.0):
+                        keep_others: bool = True, reach: float = 1.0, start=None):
     """Return the start and end attribute inputs, each (N, A_g), of faces to steer on a generator conditioned
     on attributes: real mixes (seeded like ``sample``'s) without the ``--to`` targets and with the
-    ``--away-from`` ones, and where they turn to (``turned_attributes``).
+    ``--away-from`` ones, or ``start`` when given (an inverted photo's), and where they turn to
+    (``turned_attributes``).
 
     A target the generator is not conditioned on stays as drawn; the label method, which has only the
     inputs to turn, refuses it."""
@@ -121,7 +133,8 @@ def steering_attributes(prior, generator_labels: list[str], targets: list, seeds
                              "turn its attribute inputs",
                              hint=f"use --method gradient, or a model trained with --attribute {missing[0]}")
     turned = _turned_columns(generator_labels, targets)
-    start = draw_attributes(prior, seeds, {column: 1 - value for column, value in turned.items()})
+    if start is None:
+        start = draw_attributes(prior, seeds, {column: 1 - value for column, value in turned.items()})
     return start, turned_attributes(prior, generator_labels, targets, start, keep_others, reach)
 
 

@@ -151,11 +151,9 @@ class DirectionWalk:
     out: Path | None
     faces: list[dict[str, Any]]  # per face: its seed, condition and frames with their offsets
 
-    def face_lines(self) -> list[str]:
-        return []
-
-    def advice(self) -> list[str]:
-        return []
+    def print_summary(self, wrote: str) -> None:
+        """Say what was written (a walk has no per-face readings or advice, as steering towards attributes has)."""
+        console.info(wrote)
 
     def to_json(self) -> dict[str, Any]:
         found, index = self.found, self.index

@@ -131,18 +131,47 @@ def draw_attributes(prior: torch.Tensor, seeds: Sequence[int], fixed: dict[int, 
 
 
 LATENTS_TENSOR = "latents"
+ATTRIBUTES_TENSOR = "attributes"
 
 
-def save_latents(path, noise: torch.Tensor, seeds: Sequence[int] | None = None) -> None:
-    """Write latents (N, D) as a safetensors file (tensor ``latents``; seeds in the metadata when known)."""
+def save_latents(path, noise: torch.Tensor, seeds: Sequence[int] | None = None,
+                 attributes: torch.Tensor | None = None, attribute_names: Sequence[str] = ()) -> None:
+    """Write latents (N, D) as a safetensors file (tensor ``latents``; seeds in the metadata when known), with
+    a conditioned generator's attribute inputs (N, A) in [0, 1] as tensor ``attributes`` when given (their
+    names in the metadata)."""
     from pathlib import Path
 
     from latentctl import files
 
     metadata = {"format": "latentctl.latents"}
+    tensors = {LATENTS_TENSOR: noise.detach().float().cpu().contiguous()}
     if seeds is not None:
         metadata["seeds"] = ",".join(str(int(seed)) for seed in seeds)
-    files.save_tensors(Path(path), {LATENTS_TENSOR: noise.detach().float().cpu().contiguous()}, metadata=metadata)
+    if attributes is not None:
+        tensors[ATTRIBUTES_TENSOR] = attributes.detach().float().cpu().contiguous()
+        metadata["attributes"] = ",".join(attribute_names)
+    files.save_tensors(Path(path), tensors, metadata=metadata)
+
+
+def load_saved_attributes(path, labels: Sequence[str]) -> torch.Tensor | None:
+    """The attribute inputs (N, A) a latents file holds (``invert`` writes them for a generator conditioned on
+    attributes), or None when it holds none; inputs of other attributes than ``labels`` are a LatentctlError."""
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    from latentctl import files
+    from latentctl.errors import LatentctlError
+
+    attributes = files.load_tensors(Path(path)).get(ATTRIBUTES_TENSOR)
+    if attributes is None:
+        return None
+    with safe_open(str(path), framework="pt") as handle:
+        names = (handle.metadata() or {}).get("attributes", "")
+    if names.split(",") != list(labels) or attributes.ndim != 2 or attributes.shape[1] != len(labels):
+        raise LatentctlError(f"{path} holds attribute inputs for {names or 'other attributes'}, the model takes "
+                             f"{', '.join(labels)}", hint="invert the photos again with this --model")
+    return attributes.float().clamp(0, 1)
 
 
 def load_latents(path, latent_dim: int) -> torch.Tensor:

@@ -125,6 +125,13 @@ class SteeringSession:
             raise UsageError(f"the model takes no attributes to turn ({self.model_dir}): --reach needs a model "
                              "trained with 'latentctl train gan --condition attributes'", "--reach")
 
+    def check(self, to: Sequence[str], away_from: Sequence[str], options: SteerOptions) -> list[Target]:
+        """The targets of ``to`` and ``away_from``, once the method and reach are checked to fit the model."""
+        targets = self.targets(to, away_from)
+        self.check_method(options.method)
+        self.check_reach(options.reach)
+        return targets
+
     def directions(self, samples: int = SteerOptions.samples) -> AttributeDirections:
         """The attribute directions of this generator read by this classifier: cached, or fitted now on
         ``samples`` generated faces (saying so on stderr)."""
@@ -198,6 +205,14 @@ class SteerReport:
                          f"frame): {advice}")
         return lines
 
+    def print_summary(self, wrote: str) -> None:
+        """Print each face's line, then ``wrote`` (what was written), then the advice for the targets missed."""
+        for line in self.face_lines():
+            console.info(line)
+        console.info(wrote)
+        for line in self.advice():
+            console.warn(line)
+
     def to_json(self) -> dict[str, Any]:
         """The ``steer --json`` document, without its "command" key."""
         options = self.options
@@ -216,18 +231,42 @@ def steer_faces(session: SteeringSession | None = None, *, to: Sequence[str] = (
                 out: str | Path | None = None, options: SteerOptions | None = None,
                 noise: torch.Tensor | str | Path | None = None, model: str | Path | None = None,
                 classifier: str | Path | None = None, device: str = "auto",
-                direction: str | None = None) -> SteerReport | DirectionWalk:
+                attributes: torch.Tensor | None = None, direction: str | None = None
+                ) -> SteerReport | DirectionWalk:
     """Turn faces towards the ``to`` attributes and away from the ``away_from`` ones, keeping the others, and
     write the strip (one row per face, one column per frame; .png or .gif) to ``out`` when given.
 
     The faces are those of seeds ``options.seed``, ... (``options.n`` of them), or ``noise``: latents (N, D) or
-    a file written by ``sample --save-latents``. Without a ``session``, one is loaded from ``model``,
+    a file written by ``sample --save-latents`` or ``invert``. A generator conditioned on attributes starts from
+    ``attributes`` (N, A_g) in [0, 1] when given (or the file's, which ``invert`` writes), else from real
+    mixes drawn per seed. Without a ``session``, one is loaded from ``model``,
     ``classifier`` and ``device``. Settings that do not go together, or that the model cannot take, are
     UsageErrors naming the CLI's flag.
 
     With ``direction`` (a number or a name, see ``latent.discover.walk_direction``), the faces walk that
     direction found by ``directions discover`` instead, on any generator and without a classifier."""
     options = options or SteerOptions()
+    out = check_request(to, away_from, out, options, direction)
+    if direction is not None:
+        from latentctl.latent.discover import walk_direction
+
+        steering_only = [f"--{name.replace('_', '-')}" for name in STEERING_ONLY
+                         if getattr(options, name) != getattr(SteerOptions, name)]
+        if steering_only or classifier is not None:
+            unused = ", ".join(steering_only + ["--classifier"] * (classifier is not None))
+            raise UsageError(f"--direction walks a discovered direction, which takes no {unused}", "--direction")
+        return walk_direction(direction, model, n=options.n, frames=options.frames, strength=options.strength,
+                              seed=options.seed, noise=noise, out=out, scale=options.scale,
+                              frame_ms=options.frame_ms, device=device)
+    session = session or SteeringSession.load(model, classifier, device)
+    targets = session.check(to, away_from, options)
+    return _steer(session, targets, options, noise, out, attributes)
+
+
+def check_request(to: Sequence[str], away_from: Sequence[str], out: str | Path | None, options: SteerOptions,
+                  direction: str | None = None) -> Path | None:
+    """Refuse, before any model is loaded, settings that do not go together and an output that cannot be
+    written (UsageErrors naming the CLI's flag); return the output path."""
     if options.frames > options.steps + 1 and direction is None:  # a direction walk takes no steps
         raise UsageError(f"{options.frames} frames need at least {options.frames - 1} steps", "--frames")
     if out is not None:
@@ -237,34 +276,19 @@ def steer_faces(session: SteeringSession | None = None, *, to: Sequence[str] = (
         image_io.check_writable(out)
         if out.suffix.lower() not in (".png", ".gif"):
             raise UsageError(f"{out.name}: end the output name in .png or .gif", "OUT")
-    if direction is not None:
-        from latentctl.latent.discover import walk_direction
-
-        if to or away_from:
-            raise UsageError("--direction walks a discovered direction: leave out --to and --away-from",
-                             "--direction")
-        steering_only = [f"--{name.replace('_', '-')}" for name in STEERING_ONLY
-                         if getattr(options, name) != getattr(SteerOptions, name)]
-        if steering_only or classifier is not None:
-            unused = ", ".join(steering_only + ["--classifier"] * (classifier is not None))
-            raise UsageError(f"--direction walks a discovered direction, which takes no {unused}", "--direction")
-        return walk_direction(direction, model, n=options.n, frames=options.frames, strength=options.strength,
-                              seed=options.seed, noise=noise, out=out, scale=options.scale,
-                              frame_ms=options.frame_ms, device=device)
-    if not to and not away_from:
+    if direction is not None and (to or away_from):
+        raise UsageError("--direction walks a discovered direction: leave out --to and --away-from", "--direction")
+    if direction is None and not to and not away_from:
         raise UsageError("name at least one attribute with --to or --away-from (or a --direction)", "--to")
-    session = session or SteeringSession.load(model, classifier, device)
-    targets = session.targets(to, away_from)
-    session.check_method(options.method)
-    session.check_reach(options.reach)
-    return _steer(session, targets, options, noise, out)
+    return out
 
 
 def _steer(session: SteeringSession, targets: list[Target], options: SteerOptions,
-           noise: torch.Tensor | str | Path | None, out: Path | None) -> SteerReport:
+           noise: torch.Tensor | str | Path | None, out: Path | None,
+           start_attributes: torch.Tensor | None = None) -> SteerReport:
     from latentctl import images as image_io
     from latentctl.latent.attributes import steering_attributes
-    from latentctl.latent.sampling import load_latents, noise_for_seeds
+    from latentctl.latent.sampling import load_latents, load_saved_attributes, noise_for_seeds
     from latentctl.latent.steer import SteerSettings, steer
 
     latent_dim = session.config.latent_dim
@@ -272,14 +296,17 @@ def _steer(session: SteeringSession, targets: list[Target], options: SteerOption
         seeds: list[int | None] = list(range(options.seed, options.seed + options.n))
         noise = noise_for_seeds(seeds, latent_dim)
     else:
-        noise = noise if not isinstance(noise, str | Path) else load_latents(Path(noise), latent_dim)
+        if isinstance(noise, str | Path):
+            if start_attributes is None and session.conditioned:  # an inverted photo's, when the file has them
+                start_attributes = load_saved_attributes(Path(noise), session.config.labels)
+            noise = load_latents(Path(noise), latent_dim)
         seeds = [None] * noise.shape[0]
     attributes = None
-    if session.conditioned:  # face i's attributes drawn with seed S+i, as 'sample' draws them
+    if session.conditioned:  # face i's attributes drawn with seed S+i, as 'sample' draws them, unless given
         attributes = steering_attributes(session.generator.attribute_prior, session.config.labels, targets,
                                          list(range(options.seed, options.seed + noise.shape[0])),
                                          options.method == "label", keep_others=options.keep_others > 0,
-                                         reach=options.reach)
+                                         reach=options.reach, start=start_attributes)
     settings = SteerSettings(method=options.method, steps=options.steps, strength=options.strength,
                              keep_others=options.keep_others, until=options.until, frames=options.frames,
                              views=options.views, seed=options.seed)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from latentctl import console
 from latentctl.data.prepare import PreparedCelebA
 from latentctl.errors import LatentctlError
 from latentctl.eval.metrics import attribute_counts, metrics_from_counts, require_images
@@ -303,3 +304,21 @@ def _check_data(config: ClassifierConfig, data: AttributeData) -> None:
     if data.val_images.shape[0] == 0:
         raise LatentctlError("the dataset has no validation images, which the classifier is evaluated on",
                              hint="check the dataset's partition file (list_eval_partition.txt)")
+
+
+def print_validation_table(metrics: dict[str, Any], not_rendered: list[str]) -> None:
+    """Print each attribute's validation accuracy and balanced accuracy, then their means (stderr)."""
+    names = list(metrics["accuracy"])
+    rows = [[name, f"{metrics['accuracy'][name]:.1%}", f"{metrics['balanced_accuracy'][name]:.1%}",
+             f"{metrics['positives'][name] / metrics['images']:.1%}",
+             "[dim]not drawn[/]" if name in not_rendered else ""] for name in names]
+    console.print_table(f"validation ({metrics['images']:,} images)",
+                        ["attribute", "accuracy", "balanced accuracy", "present in", ""], rows)
+    console.info(f"mean over the {len(names)} attributes: accuracy {metrics['mean_accuracy']:.1%}, "
+                 f"balanced accuracy {metrics['mean_balanced_accuracy']:.1%}")
+    drawn = [name for name in names if name not in not_rendered]
+    if not_rendered and drawn:
+        console.info(f"mean over the {len(drawn)} attributes the synthetic faces draw: accuracy "
+                     f"{sum(metrics['accuracy'][n] for n in drawn) / len(drawn):.1%}, balanced accuracy "
+                     f"{sum(metrics['balanced_accuracy'][n] for n in drawn) / len(drawn):.1%} (the other "
+                     f"{len(not_rendered)} are labels only: nothing in the image says them)")
