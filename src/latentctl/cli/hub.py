@@ -9,6 +9,7 @@ import typer
 
 from latentctl import console, hub, lookup, registry
 from latentctl.cli.options import Json
+from latentctl.cli.render import emit
 from latentctl.errors import LatentctlError
 
 app = typer.Typer(help="Share models on the Hugging Face Hub: push and pull.", no_args_is_help=True)
@@ -59,10 +60,7 @@ def push(
     pushed = hub.push(lookup.resolve_model(model, ""), repo_id, private=private, revision=revision, message=message)
     console.info(f"pushed {pushed.model} ({', '.join(pushed.files)}) to https://huggingface.co/{repo_id}"
                  + (f" (branch {pushed.revision})" if revision else ""))
-    if json_output:
-        console.emit_json({"command": "hub push", **pushed.to_json()})
-    else:
-        console.emit_path(pushed.url)
+    emit("hub push", pushed, json_output, pushed.url)
 
 
 @app.command("pull")
@@ -87,7 +85,4 @@ def pull(
     pulled = hub.pull(*hub.split_revision(repo_id), name=name)
     console.info(f"pulled {pulled.repo_id}@{pulled.revision} (commit {pulled.commit[:12]}, {pulled.config.kind}) "
                  f"as {pulled.name}: --model {pulled.name} finds it")
-    if json_output:
-        console.emit_json({"command": "hub pull", **pulled.to_json()})
-    else:
-        console.emit_path(pulled.path)
+    emit("hub pull", pulled, json_output, pulled.path)

@@ -11,6 +11,7 @@ import typer
 
 from latentctl import console, registry
 from latentctl.cli.options import Json
+from latentctl.cli.render import emit
 from latentctl.seed_import import ARCHS, IMPORT_KINDS
 
 app = typer.Typer(help="The models latentctl knows by name: list, show, remove, import checkpoints.",
@@ -124,8 +125,5 @@ def import_checkpoint(
     imported = seed_import.import_checkpoint(file, kind.value, arch.value if arch else None, out, force=force)
     console.info(f"imported {imported.description} ({imported.origin}, {imported.tensors} tensors) into "
                  f"{imported.path} as {imported.name}")
-    if json_output:
-        console.emit_json({"command": "models import", **imported.to_json()})
-    else:
-        console.emit_path(imported.path)
+    emit("models import", imported, json_output, imported.path)
 

@@ -9,6 +9,7 @@ import typer
 
 from latentctl import console
 from latentctl.cli import options as flags
+from latentctl.cli.render import emit
 from latentctl.latent.inversion import InvertOptions
 from latentctl.latent.session import SteerOptions
 
@@ -58,10 +59,7 @@ def invert(
     for line in report.photo_lines():
         console.info(line)
     console.info(f"wrote {out} and {len(photos)} reconstruction(s) in {report.seconds:.1f}s")
-    if json_output:
-        console.emit_json({"command": "invert", **report.to_json()})
-    else:
-        console.emit_path(out)
+    emit("invert", report, json_output, out)
 
 
 def edit(
@@ -102,7 +100,4 @@ def edit(
     for line in report.inversion.photo_lines():
         console.info(line)
     report.steering.print_summary(f"wrote the photo, its reconstruction and {frames - 1} more frames to {out}")
-    if json_output:
-        console.emit_json({"command": "edit", **report.to_json()})
-    else:
-        console.emit_path(out)
+    emit("edit", report, json_output, out)

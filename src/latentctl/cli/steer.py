@@ -9,6 +9,7 @@ import typer
 
 from latentctl import console
 from latentctl.cli import options as flags
+from latentctl.cli.render import emit
 from latentctl.latent.session import SteerOptions
 
 
@@ -78,10 +79,7 @@ def steer(
     report = steer_faces(to=to or [], away_from=away_from or [], out=out, options=options, noise=from_noise,
                          model=model, classifier=classifier, device=device, direction=direction)
     report.print_summary(f"wrote {len(report.faces)} x {frames} frames to {out}")
-    if json_output:
-        console.emit_json({"command": "steer", **report.to_json()})
-    else:
-        console.emit_path(out)
+    emit("steer", report, json_output, out)
 
 
 def attributes(
