@@ -329,7 +329,7 @@ def trained_pair(tmp_path_factory: pytest.TempPathFactory):
     runner = CliRunner()
     gan, judge = root / "gan", root / "judge"
     for command in (["train", "gan", "--out", str(gan), "--epochs", "12", "--size", "32", "--gen-width", "16",
-                     "--disc-width", "16", "--batch-size", "32", "--condition", "attributes"],
+                     "--disc-width", "16", "--batch-size", "32", "--condition", "attributes", "--no-augment"],
                     ["train", "classifier", "--out", str(judge), "--epochs", "4", "--size", "32", "--width", "16",
                      "--seed", "3"]):
         result = runner.invoke(app, [*command, "--data-root", str(root), "--device", "cpu"])
