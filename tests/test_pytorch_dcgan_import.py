@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from import_helpers import Tripwire, imported
 from latentctl import store
 from latentctl.data.celeba import CELEBA_ATTRIBUTES
 from latentctl.latent.sampling import noise_for_seeds
@@ -86,21 +87,6 @@ def draw(reference: nn.Module, noise: torch.Tensor) -> torch.Tensor:
     """What pytorch/examples' code draws from noise (N, nz): images (N, nc, 64, 64) in [-1, 1]."""
     with torch.no_grad():
         return reference(noise[:, :, None, None])
-
-
-class Tripwire:
-    """An object whose unpickling would be noticed: it must never happen."""
-
-    unpickled = False
-
-    def __setstate__(self, state: dict) -> None:
-        Tripwire.unpickled = True
-
-
-def imported(cli, *args) -> dict:
-    result = cli("models", "import", *args, "--json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
 
 
 def refused(cli, *args) -> str:

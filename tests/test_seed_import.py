@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from import_helpers import Tripwire, imported
 from latentctl import store
 
 # ------------------------------------------------------------------------- the seed notebooks' networks
@@ -94,21 +95,6 @@ def save_seed(tmp_path: Path, name: str, key: str, module: nn.Module) -> Path:
     path = tmp_path / name
     torch.save({key: module.state_dict()}, path)
     return path
-
-
-class Tripwire:
-    """An object whose unpickling would be noticed: it must never happen."""
-
-    unpickled = False
-
-    def __setstate__(self, state: dict) -> None:
-        Tripwire.unpickled = True
-
-
-def imported(cli, *args) -> dict:
-    result = cli("models", "import", *args, "--json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
 
 
 # ------------------------------------------------------------------------------------------ same outputs

@@ -228,12 +228,8 @@ def build(tensors: dict[str, Any], kind: str, arch: str, file: Path,
     except ValueError as error:
         raise LatentctlError(f"{file} does not fit the seed {arch} architecture ({error})",
                              hint="let latentctl detect the architecture: leave out --arch") from None
-    module = store.build_network(network)
-    problems = store.state_problems(module, tensors)
-    if problems:
-        raise LatentctlError(f"{file} does not match the seed {arch} architecture: {'; '.join(problems)}",
-                             hint="let latentctl detect the architecture (leave out --arch), or check --kind")
-    module.load_state_dict(tensors, strict=True)
+    module = _checked_network(network, tensors, f"{file} does not match the seed {arch} architecture",
+                              "let latentctl detect the architecture (leave out --arch), or check --kind")
     config = store.ModelConfig(kind=kind, network=network, labels=labels,
                                normalization={"mean": [0.5] * network.channels, "std": [0.5] * network.channels})
     return module.eval(), config
@@ -291,16 +287,23 @@ def build_pytorch_dcgan(tensors: dict[str, Any], file: Path) -> tuple[Any, store
     except ValueError as error:
         raise LatentctlError(f"{file} does not match pytorch/examples' DCGAN generator ({error})",
                              hint="only its generator, netG_epoch_N.pth, imports as --arch pytorch-dcgan") from None
-    module = store.build_network(network)
-    problems = store.state_problems(module, tensors)
-    if problems:
-        raise LatentctlError(f"{file} does not match pytorch/examples' DCGAN generator of nz {network.latent_dim}, "
-                             f"ngf {network.gen_width}, nc {network.channels}: {'; '.join(problems)}",
-                             hint="only its generator, netG_epoch_N.pth, imports as --arch pytorch-dcgan")
-    module.load_state_dict(tensors, strict=True)
+    module = _checked_network(network, tensors, f"{file} does not match pytorch/examples' DCGAN generator of nz "
+                              f"{network.latent_dim}, ngf {network.gen_width}, nc {network.channels}",
+                              "only its generator, netG_epoch_N.pth, imports as --arch pytorch-dcgan")
     config = store.ModelConfig(kind="gan", network=network, labels=[],
                                normalization={"mean": [0.5] * network.channels, "std": [0.5] * network.channels})
     return module.eval(), config
+
+
+def _checked_network(network: configs.NetworkConfig, tensors: dict[str, Any], mismatch: str, hint: str) -> Any:
+    """The network ``network`` describes, holding ``tensors``; a LatentctlError ("MISMATCH: what differs") unless
+    every tensor fits it by name and shape."""
+    module = store.build_network(network)
+    problems = store.state_problems(module, tensors)
+    if problems:
+        raise LatentctlError(f"{mismatch}: {'; '.join(problems)}", hint=hint)
+    module.load_state_dict(tensors, strict=True)
+    return module
 
 
 def _names_main(content: Any) -> bool:
