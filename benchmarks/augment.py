@@ -5,7 +5,9 @@ reader, then the face GAN twice from the same seed, for the same epochs, without
 it prints: the discriminator's mean probability "real" on the training faces and on held-out (validation) faces
 it never saw (a gap between the two is the discriminator memorising the training set, which DiffAugment is meant
 to stop), its final D(x) / D(G(z)), and the generated faces as the reader sees them: the shares of Male, Smiling
-and Eyeglasses against the real faces', and the variety (mean L1 between two faces; the real faces' for scale).
+and Eyeglasses against the real faces', the variety (mean L1 between two faces; the real faces' for scale), and
+an FID and KID between 2,000 generated faces and the real ones on the reader's own features (its last feature map,
+averaged over positions): the FID-like score that needs no Inception download.
 
     python benchmarks/augment.py                          # 2,000 faces, 32x32, width 32, 40 epochs, on the CPU
     python benchmarks/augment.py --device cuda --size 64 --width 64 --epochs 100
@@ -23,12 +25,22 @@ import torch
 from latentctl.data.prepare import ensure_prepared
 from latentctl.data.synth_faces import synth_faces
 from latentctl.eval.faces import KEY_ATTRIBUTES, score_faces
+from latentctl.eval.fid import frechet_distance, kernel_distance
 from latentctl.images import to_unit_range
+from latentctl.latent.sampling import generate, noise_for_seeds
 from latentctl.models.classifier import ClassifierConfig
 from latentctl.models.dcgan import split_logits
 from latentctl.train import faces
 from latentctl.train.classifier import AttributeData, ClassifierOptions, ClassifierTrainer
 from latentctl.train.gan import GANTrainer
+
+
+@torch.no_grad()
+def reader_features(reader: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The reader classifier's last feature map, averaged over positions, of images (N, 3, S, S) in [-1, 1]."""
+    device = next(reader.parameters()).device
+    return torch.cat([reader.features(images[start:start + 256].to(device)).float().mean((2, 3)).cpu()
+                      for start in range(0, images.shape[0], 256)])
 
 
 @torch.no_grad()
@@ -67,6 +79,8 @@ def main() -> None:
                                    ClassifierOptions(epochs=args.classifier_epochs, seed=args.seed),
                                    AttributeData.from_prepared(prepared), folder / "classifier", device)
         reader.train()
+        reader_model = reader.model.eval()
+        real_features = reader_features(reader_model, to_unit_range(torch.cat([train_images, val_images])))
         rows = []
         for augment in (False, True):
             options = faces.default_options(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
@@ -79,18 +93,23 @@ def main() -> None:
             on_train, on_val = real_probability(trainer, train_images), real_probability(trainer, val_images)
             score = score_faces(trainer.ema, trainer.config.latent_dim, reader.model.eval(), prepared.attribute_names,
                                 val_images, val_attributes, rendered)
+            fake = generate(trainer.ema, noise_for_seeds(range(len(real_features)), trainer.config.latent_dim))
+            fake_features = reader_features(reader_model, fake)
+            fid = frechet_distance(fake_features, real_features)
+            kid, _ = kernel_distance(fake_features, real_features, subsets=50, subset_size=1000)
             last = trainer.epochs[-1]
             shares = " | ".join(f"{score.generated[name]:.1%} ({score.real[name]:.1%})" for name in KEY_ATTRIBUTES)
             rows.append(f"| {'--augment' if augment else '--no-augment'} | {on_train:.2f} | {on_val:.2f} | "
                         f"{on_train - on_val:+.2f} | {last['d_real']:.2f} / {last['d_fake']:.2f} | {shares} | "
-                        f"{score.variety_generated:.3f} ({score.variety_real:.3f}) | {seconds:.0f} s |")
+                        f"{score.variety_generated:.3f} ({score.variety_real:.3f}) | {fid:.2f} | {kid:.4f} | "
+                        f"{seconds:.0f} s |")
             print(f"# {rows[-1]}", flush=True)
     print(f"\n{args.faces:,} synthetic faces ({train_images.shape[0]:,} training, {val_images.shape[0]:,} held out) at "
           f"{args.size}x{args.size}, GAN width {args.width}, batch {args.batch_size}, {args.epochs} epochs, seed "
           f"{args.seed}, on {device}\n")
     print("| | D real: training faces | D real: held-out faces | gap | last epoch D(x) / D(G(z)) | "
-          + " | ".join(KEY_ATTRIBUTES) + " | variety (real) | time |")
-    print("| --- | ---: | ---: | ---: | ---: | " + "---: | " * len(KEY_ATTRIBUTES) + "---: | ---: |")
+          + " | ".join(KEY_ATTRIBUTES) + " | variety (real) | FID (reader) | KID (reader) | time |")
+    print("| --- | ---: | ---: | ---: | ---: | " + "---: | " * len(KEY_ATTRIBUTES) + "---: | ---: | ---: | ---: |")
     print("\n".join(rows), flush=True)
 
 

@@ -196,3 +196,20 @@ def test_a_photo_stored_sideways_is_imported_upright(cli, tmp_path, isolated_hom
         upright = np.asarray(crop_and_resize(ImageOps.exif_transpose(photo), 32)).transpose(2, 0, 1)
         sideways = np.asarray(crop_and_resize(photo, 32)).transpose(2, 0, 1)
     assert np.array_equal(stored, upright) and not np.array_equal(stored, sideways)
+
+
+def test_steer_takes_the_label_names_of_an_imported_folder(cli, pictures, tmp_path):
+    labels = tmp_path / "labels.csv"
+    labels.write_text(labels.read_text().replace("file,Smiling,Eyeglasses", "file,Bright_Disc,Wide", 1))
+    assert _import(cli, pictures, "--labels", labels).exit_code == 0
+    gan, classifier = tmp_path / "gan", tmp_path / "classifier"
+    assert cli("train", "gan", "--data", "pets", "--out", gan, "--epochs", "1", *SMALL).exit_code == 0
+    assert cli("train", "classifier", "--data", "pets", "--out", classifier, "--epochs", "1", "--size", "32",
+               "--width", "8", "--batch-size", "16").exit_code == 0
+    steer = ("steer", "--model", gan, "--classifier", classifier, "--n", "1", "--frames", "2", "--steps", "2",
+             "--device", "cpu")
+    result = cli(*steer, "--to", "bright_disc", "--json", tmp_path / "steer.png")
+    assert result.exit_code == 0, result.stderr
+    assert "Bright_Disc" in json.loads(result.stdout)["faces"][0]["frames"][-1]["targets"]
+    misspelt = cli(*steer, "--to", "Brite_Disc", tmp_path / "x.png")  # judged by the classifier's own labels
+    assert misspelt.exit_code == 2 and "did you mean Bright_Disc" in " ".join(misspelt.stderr.replace("│", " ").split())

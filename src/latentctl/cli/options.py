@@ -18,14 +18,14 @@ def _check_device(value: str) -> str:
 
 
 def celeba_names(param: typer.CallbackParam, values: list[str] | None) -> list[str] | None:
-    """A callback of attribute options: a name that is not one of CelebA's is refused at parse time, before any
-    model is looked up (with a "did you mean")."""
-    from latentctl.data.celeba import CELEBA_ATTRIBUTES
+    """A callback of attribute options: a misspelt CelebA name is refused at parse time, before any model is looked
+    up (with a "did you mean"); a name unlike all of CelebA's is left for the classifier's own labels to judge
+    (those of a folder imported with --labels)."""
     from latentctl.errors import UsageError
-    from latentctl.latent.attributes import resolve_attributes
+    from latentctl.latent.attributes import check_celeba_spelling
 
     try:
-        resolve_attributes(values or [], list(CELEBA_ATTRIBUTES), param.opts[0])
+        check_celeba_spelling(values or [], param.opts[0])
     except UsageError as error:
         raise typer.BadParameter(error.message, param_hint=error.option) from None
     return values

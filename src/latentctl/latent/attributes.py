@@ -48,6 +48,18 @@ def resolve_attributes(values: Sequence[str], names: list[str], option: str) -> 
         raise UsageError(f"{error.message}; {error.hint}", option) from None
 
 
+def check_celeba_spelling(values: Sequence[str], option: str) -> None:
+    """Raise a UsageError of ``option`` for a value that is not one of CelebA's 40 names but close to one (a typo,
+    "Mael"); values unlike any of them are left alone: a classifier trained on other labels may know them."""
+    from latentctl.data.celeba import CELEBA_ATTRIBUTES
+
+    names = list(CELEBA_ATTRIBUTES)
+    keys = [normalise(name) for name in names]
+    misspelt = [value for value in values
+                if normalise(value) not in keys and difflib.get_close_matches(normalise(value), keys, n=1, cutoff=0.6)]
+    resolve_attributes(misspelt, names, option)
+
+
 @dataclass
 class AttributeListing:
     """The attributes steering and classification know: a classifier's, with the share of its training faces
