@@ -53,9 +53,9 @@ def _debug(ctx: click.Context) -> bool:
     return bool(ctx.find_root().meta.get("latentctl.debug")) or os.environ.get("LATENTCTL_DEBUG") == "1"
 
 
-app = typer.Typer(name="latentctl", cls=_Root, help="Controllable image generation with GANs: train, sample and "
-                  "interpolate.", no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode="markdown",
-                  context_settings={"help_option_names": ["-h", "--help"]})
+app = typer.Typer(name="latentctl", cls=_Root, help="Controllable image generation with GANs: train, sample, "
+                  "interpolate, steer, and edit photos.", no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode="markdown", context_settings={"help_option_names": ["-h", "--help"]})
 
 
 def _version(value: bool) -> None:
@@ -71,7 +71,7 @@ def _root(
                                           help="Print the version and exit.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")] = False,
 ) -> None:
-    """Controllable image generation with GANs: train, sample and interpolate.
+    """Controllable image generation with GANs: train, sample, interpolate, steer, and edit photos.
 
     Data and models live under `$LATENTCTL_HOME` (default: a per-user data folder), so
     `latentctl interpolate --digit 7` works right after `latentctl train cgan`.
