@@ -64,10 +64,12 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--root", type=Path, help="synthetic faces already drawn (else drawn in a scratch folder)")
+    parser.add_argument("--keep", type=Path, help="write the models (and their last sample grids) here instead of "
+                        "a scratch folder that goes")
     args = parser.parse_args()
     device = torch.device(args.device)
     with tempfile.TemporaryDirectory(prefix="latentctl-augment-") as scratch:
-        folder = Path(scratch)
+        folder = args.keep or Path(scratch)
         root = args.root or folder / "faces"
         if args.root is None:
             synth_faces(root, args.faces, seed=args.seed)
