@@ -75,8 +75,8 @@ def fid(
     model: Annotated[Path | None, typer.Option("--model", help="Generator: folder, registered name or user/repo"
                                                "[@rev] [default: gan-celeba].", show_default=False)] = None,
     data: Annotated[str | None, typer.Option("--data", metavar="NAME_OR_FOLDER", show_default=False, help=(
-        "Real images: mnist, celeba (prepared at the model's size and crop) or a folder of images "
-        "[default: the dataset the model was trained on]."))] = None,
+        "Real images: mnist, celeba (at the model's size and crop), an imported folder's NAME, or a folder (MNIST's, "
+        "CelebA's or any images) [default: the dataset the model was trained on]."))] = None,
     n: Annotated[int, typer.Option("--n", min=2, help="Generated images, and real ones.")] = FIDOptions.n,
     inception_weights: flags.InceptionWeights = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = FIDOptions.batch_size,
