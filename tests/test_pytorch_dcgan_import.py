@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from import_helpers import Tripwire, imported
+from import_helpers import Tripwire, imported, set_batchnorm
 from latentctl import store
 from latentctl.data.celeba import CELEBA_ATTRIBUTES
 from latentctl.latent.sampling import noise_for_seeds
@@ -68,12 +68,7 @@ def trained_looking(module: nn.Module, seed: int = 0) -> nn.Module:
             if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
                 layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator) * 0.1)
             elif isinstance(layer, nn.BatchNorm2d):
-                size = layer.num_features
-                layer.running_mean.copy_(torch.randn(size, generator=generator) * 0.3)
-                layer.running_var.copy_(torch.rand(size, generator=generator) + 0.5)
-                layer.weight.copy_(torch.rand(size, generator=generator) + 0.5)
-                layer.bias.copy_(torch.randn(size, generator=generator) * 0.1)
-                layer.num_batches_tracked.fill_(5678)
+                set_batchnorm(layer, generator, 5678)
     return module.eval()
 
 

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from import_helpers import Tripwire, imported
+from import_helpers import Tripwire, imported, set_batchnorm
 from latentctl import store
 
 # ------------------------------------------------------------------------- the seed notebooks' networks
@@ -82,12 +82,7 @@ def trained_looking(module: nn.Module, seed: int = 0) -> nn.Module:
     with torch.no_grad():
         for layer in module.modules():
             if isinstance(layer, nn.BatchNorm2d):
-                size = layer.num_features
-                layer.running_mean.copy_(torch.randn(size, generator=generator) * 0.3)
-                layer.running_var.copy_(torch.rand(size, generator=generator) + 0.5)
-                layer.weight.copy_(torch.rand(size, generator=generator) + 0.5)
-                layer.bias.copy_(torch.randn(size, generator=generator) * 0.1)
-                layer.num_batches_tracked.fill_(1234)
+                set_batchnorm(layer, generator, 1234)
     return module.eval()
 
 
