@@ -11,6 +11,7 @@ averaged over positions): the FID-like score that needs no Inception download.
 
     python benchmarks/augment.py                          # 2,000 faces, 32x32, width 32, 40 epochs, on the CPU
     python benchmarks/augment.py --device cuda --size 64 --width 64 --epochs 100
+    python benchmarks/augment.py --variants off,0.5,0.25,0   # without, then with cutouts of 1/2, 1/4 and none
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from latentctl.images import to_unit_range
 from latentctl.latent.sampling import generate, noise_for_seeds
 from latentctl.models.classifier import ClassifierConfig
 from latentctl.models.dcgan import split_logits
+from latentctl.train import augment as augmentation
 from latentctl.train import faces
 from latentctl.train.classifier import AttributeData, ClassifierOptions, ClassifierTrainer
 from latentctl.train.gan import GANTrainer
@@ -64,6 +66,9 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--root", type=Path, help="synthetic faces already drawn (else drawn in a scratch folder)")
+    parser.add_argument("--variants", default="off,0.5",
+                        help="comma-separated runs: 'off' (no augmentation), or the cutout's side as a fraction of the "
+                        "image's for a run with augmentation (0.5 is DiffAugment's and the default; 0 cuts nothing)")
     parser.add_argument("--keep", type=Path, help="write the models (and their last sample grids) here instead of "
                         "a scratch folder that goes")
     args = parser.parse_args()
@@ -84,11 +89,15 @@ def main() -> None:
         reader_model = reader.model.eval()
         real_features = reader_features(reader_model, to_unit_range(torch.cat([train_images, val_images])))
         rows = []
-        for augment in (False, True):
+        for variant in args.variants.split(","):
+            augment = variant != "off"
+            if augment:
+                augmentation.CUTOUT = float(variant)
+            label = f"--augment, cutout {float(variant):g}" if augment else "--no-augment"
             options = faces.default_options(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                                             sample_every=args.epochs, augment=augment)
             trainer = GANTrainer(faces.default_config(args.size, 100, args.width, args.width), options,
-                                 faces.faces_dataset(prepared), folder / f"gan-{augment}", device, kind="gan")
+                                 faces.faces_dataset(prepared), folder / f"gan-{variant}", device, kind="gan")
             started = time.perf_counter()
             trainer.train()
             seconds = time.perf_counter() - started
@@ -101,7 +110,7 @@ def main() -> None:
             kid, _ = kernel_distance(fake_features, real_features, subsets=50, subset_size=1000)
             last = trainer.epochs[-1]
             shares = " | ".join(f"{score.generated[name]:.1%} ({score.real[name]:.1%})" for name in KEY_ATTRIBUTES)
-            rows.append(f"| {'--augment' if augment else '--no-augment'} | {on_train:.2f} | {on_val:.2f} | "
+            rows.append(f"| {label} | {on_train:.2f} | {on_val:.2f} | "
                         f"{on_train - on_val:+.2f} | {last['d_real']:.2f} / {last['d_fake']:.2f} | {shares} | "
                         f"{score.variety_generated:.3f} ({score.variety_real:.3f}) | {fid:.2f} | {kid:.4f} | "
                         f"{seconds:.0f} s |")

@@ -54,6 +54,23 @@ def test_translation_moves_the_picture_and_fills_with_grey():
     assert torch.equal(out[..., :16, :16], torch.zeros(1, 3, 16, 16))  # the cut-out square
 
 
+def test_cutout_centres_fall_anywhere_so_the_middle_of_a_face_is_mostly_seen():
+    # DiffAugment draws the square's centre uniformly over the image and cuts off what falls outside; a square
+    # kept wholly inside would cover the middle of a 32-pixel face in 16 of 17 draws
+    ones = torch.ones(4000, 1, 1, 1)
+    draws = draw(4000, 32, torch.Generator().manual_seed(0))
+    cut = apply(torch.ones(4000, 1, 32, 32), Augmentation(brightness=0 * ones, saturation=ones, contrast=ones,
+                                                          shift=torch.zeros(4000, 2, dtype=torch.long),
+                                                          cutout=draws.cutout)) == 0  # (N, 1, S, S)
+    covered = cut.float().mean(0)[0]  # (S, S) how often each pixel is cut
+    assert 0.19 < covered[16, 16] < 0.28  # (16/33)^2 = 0.235
+    assert 0.05 < covered[0, 0] < 0.10  # (9/33)^2 = 0.074
+    assert int(cut[:, 0].sum((1, 2)).max()) == 16 * 16 and int(cut[:, 0].sum((1, 2)).min()) == 8 * 8
+    corner = Augmentation(brightness=0 * ones[:1], saturation=ones[:1], contrast=ones[:1],
+                          shift=torch.zeros(1, 2, dtype=torch.long), cutout=torch.tensor([[-8, -8]]))
+    assert torch.equal((apply(torch.ones(1, 1, 32, 32), corner) == 0)[0, 0].nonzero().amax(0), torch.tensor([7, 7]))
+
+
 def test_the_trainer_augments_only_when_asked_and_records_it(tmp_path):
     from conftest import TINY, random_digits
     from latentctl.train.gan import GANTrainer, TrainOptions

@@ -27,7 +27,7 @@ class Augmentation:
     saturation: torch.Tensor  # (N, 1, 1, 1) factor on the distance from the pixel's grey, in [0, 2)
     contrast: torch.Tensor  # (N, 1, 1, 1) factor on the distance from the image's mean, in [0.5, 1.5)
     shift: torch.Tensor  # (N, 2) int64 pixels (down, right), in [-S/8, S/8]
-    cutout: torch.Tensor  # (N, 2) int64 top-left corner (row, column) of the S/2 square cut out
+    cutout: torch.Tensor  # (N, 2) int64 top-left corner (row, column) of the square cut out; may lie outside
 
 
 def draw(count: int, side: int, generator: torch.Generator, device: torch.device | str = "cpu") -> Augmentation:
@@ -40,7 +40,9 @@ def draw(count: int, side: int, generator: torch.Generator, device: torch.device
     return Augmentation(
         brightness=uniform(-0.5, 0.5), saturation=uniform(0.0, 2.0), contrast=uniform(0.5, 1.5),
         shift=torch.randint(-reach, reach + 1, (count, 2), generator=generator, device=device),
-        cutout=torch.randint(0, side - cut + 1, (count, 2), generator=generator, device=device))
+        # the square's centre is uniform over the whole image, its part outside cut off (as DiffAugment draws it)
+        cutout=torch.randint(-(cut // 2), side - cut % 2 - cut // 2 + 1, (count, 2), generator=generator,
+                             device=device))
 
 
 def apply(images: torch.Tensor, augmentation: Augmentation) -> torch.Tensor:
@@ -59,7 +61,7 @@ def apply(images: torch.Tensor, augmentation: Augmentation) -> torch.Tensor:
     columns = torch.arange(width, device=x.device)[None, :] + reach - augmentation.shift[:, 1:]
     batch = torch.arange(count, device=x.device)[:, None, None]
     x = padded[batch, :, rows[:, :, None], columns[:, None, :]].permute(0, 3, 1, 2)  # (N, S, S, C) -> (N, C, S, S)
-    # cutout: zero a square of side S/2 at the drawn corner
+    # cutout: zero the part inside the image of a square of side S * CUTOUT at the drawn corner
     cut = int(height * CUTOUT + 0.5)
     rows = torch.arange(height, device=x.device)[None, :]
     columns = torch.arange(width, device=x.device)[None, :]
