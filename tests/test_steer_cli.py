@@ -324,3 +324,14 @@ def test_evaluate_steer_refuses_a_method_the_model_cannot_take(models):
             evaluate_steer(judge=models["judge"], model=models["gan"], classifier=models["classifier"], device="cpu",
                            options=SteerEvalOptions(attributes=("Male",), faces=1, methods=methods))
         assert caught.value.option == "--method"
+
+
+def test_eval_steer_plot_draws_each_attributes_component_as_one_series():
+    from latentctl.eval.steering import SteerEvaluation, SteerScore
+
+    scores = [SteerScore(attribute=name, method="component", fit=f"sefa:{index}", keep_others=0.4, faces=2,
+                         success=1.0, steerer_success=1.0, others=0.1, moved=0.1, seconds=0.0)
+              for index, name in enumerate(["Male", "Smiling"])]
+    panels = SteerEvaluation(None, Path("judge"), [], None, scores).panels()
+    assert {series for bars in panels["success (judge)"].values() for series in bars} == \
+        {"component (sefa), keep-others 0.4"}

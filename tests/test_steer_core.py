@@ -189,7 +189,7 @@ def test_interfacegan_fit_ignores_faces_read_unsurely_that_the_class_means_follo
     plane[0], nuisance[1] = 1.0, 1.0
     latents = torch.randn(6000, LATENT, generator=rng)
     along = latents @ plane
-    logits = torch.where(along.abs() > 1.5, 4 * along, latents @ nuisance + 0.1 * along)[:, None]  # (M, 1)
+    logits = torch.where(along.abs() > 1.0, 6 * along, latents @ nuisance + 0.1 * along)[:, None]  # (M, 1)
     means, _ = fit_boundaries(latents.double(), logits, "class-means")
     svm, _ = fit_boundaries(latents.double(), logits, "interfacegan")
     assert abs(float(svm[0] @ plane.double())) > 0.95

@@ -91,7 +91,7 @@ class SteerEvaluation:
         for score in self.scores:
             if score.faces == 0:
                 continue
-            series = f"{_method(score)}, keep-others {score.keep_others:g}"
+            series = f"{_method(score, each=False)}, keep-others {score.keep_others:g}"
             panels["success (judge)"].setdefault(score.attribute, {})[series] = score.success
             panels["change of the other attributes"].setdefault(score.attribute, {})[series] = score.others
         return panels
@@ -128,9 +128,8 @@ def evaluate_steer(session: SteeringSession | None = None, *, judge: str | Path,
     """Steer faces towards each of ``options.attributes`` with each of ``options.methods`` (by default gradient
     and direction, or on a generator conditioned on attributes gradient and label; the direction method fitted
     each way of ``options.fits``), with and without keep-others, and score the results read by ``judge`` (a
-    second classifier: folder, registered name or Hub repo); draw the scores as
-    a bar chart to ``plot`` when given. Without a ``session``, one is loaded from ``model``, ``classifier``
-    and ``device``."""
+    second classifier: folder, registered name or Hub repo); draw the scores as a bar chart to ``plot`` when
+    given. Without a ``session``, one is loaded from ``model``, ``classifier`` and ``device``."""
     from latentctl import images as image_io
     from latentctl.files import file_sha256
     from latentctl.latent.attributes import check_pair, resolve_attributes
@@ -334,8 +333,11 @@ def starting_faces(generator: torch.nn.Module, judge: torch.nn.Module, column: i
     return noise, ((torch.cat(starts), torch.cat(ends)) if starts else None)
 
 
-def _method(score: SteerScore) -> str:
-    return score.method if score.fit is None else f"{score.method} ({score.fit})"
+def _method(score: SteerScore, each: bool = True) -> str:
+    """The method as a person reads it, with its fit; without ``each``, a component's number left out (it differs
+    from one attribute to the next)."""
+    fit = score.fit if each or score.fit is None else score.fit.split(":")[0]
+    return score.method if fit is None else f"{score.method} ({fit})"
 
 
 def _cell(value: float | None, form: str) -> str:

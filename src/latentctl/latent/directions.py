@@ -28,7 +28,7 @@ MIN_RETAINED = 0.5  # conditioning may shorten the move to no less than this sha
 MIN_CLASS = 10  # faces needed on each side of a boundary for the class means; fewer: the logit regression
 HELD_OUT = 0.2
 RIDGE = 1.0
-CONFIDENT = 0.05  # interfacegan: the share of fitting faces kept at each end of an attribute's reading
+CONFIDENT = 0.10  # interfacegan: the share of fitting faces kept at each end of a reading (2% and 5% measured)
 SVM_C = 1.0  # scikit-learn LinearSVC's default, which InterFaceGAN's and StyleGAN's SVMs use
 CACHE_DIR = "directions"
 # part of the cache key: directions fitted another way, or by an older version of a fit, are refitted
