@@ -304,6 +304,7 @@ def test_eval_steer_scores_each_fit_and_the_matching_component_on_the_same_faces
                                                          ("component", "sefa")) for k in (keep, 0.0)}
     assert len({row["faces"] for row in report["scores"]}) == 1
     assert set(report["boundaries"]) == {"class-means", "interfacegan"}
+    assert report["settings"]["samples"] == 200
     assert set(report["boundaries"]["interfacegan"]["Smiling"]) == {"fit", "accuracy_all", "accuracy_confident"}
     assert "interfacegan" in result.stderr and "sefa:" in result.stderr  # the tables, on stderr
 

@@ -116,7 +116,7 @@ class SteerEvaluation:
                 "judge": str(self.judge_dir), "readable": self.readable,
                 "settings": {"steps": options.steps, "strength": options.strength, "keep_others": options.keep_others,
                              "until": options.until, "views": options.views, "reach": options.reach,
-                             "faces": options.faces},
+                             "faces": options.faces, "samples": options.samples},
                 "plot": None if self.plot is None else str(self.plot), "boundaries": self.boundaries,
                 "scores": [s.to_dict() for s in self.scores]}
 
