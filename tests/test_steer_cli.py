@@ -275,3 +275,64 @@ def test_eval_steer_refuses_an_unknown_attribute_by_its_own_flag_before_any_mode
                  "--attribute", "Mael")
     assert result.exit_code == 2 and "did you mean Male" in result.output and "no model" not in result.output
     assert "--attribute" in result.output and "--to" not in result.output
+
+
+def test_direction_fits_are_cached_apart_and_say_their_held_out_accuracy(cli, models, tmp_path):
+    cached = set((models["gan"] / "directions").glob("*.safetensors"))
+    args = steer_args(models, "--to", "Male", "--method", "direction", "--samples", 200, "--json", tmp_path / "d.png")
+    means, svm = cli(*args, "--fit", "class-means"), cli(*args, "--fit", "interfacegan")
+    assert means.exit_code == 0 and svm.exit_code == 0, svm.output
+    assert "fitting attribute directions (interfacegan)" in svm.stderr
+    assert "Male's boundary (interfacegan, 200 faces): held-out accuracy" in svm.stderr
+    boundary = json.loads(svm.stdout)["boundaries"]["Male"]
+    assert boundary["fit"] == "interfacegan" and 0 <= boundary["accuracy_all"] <= 1
+    assert json.loads(means.stdout)["boundaries"]["Male"]["fit"] == "class-means"
+    assert len(set((models["gan"] / "directions").glob("*.safetensors")) - cached) >= 1  # one file per fit
+    assert "fitting" not in cli(*args, "--fit", "interfacegan").stderr
+
+
+def test_eval_steer_scores_each_fit_and_the_matching_component_on_the_same_faces(cli, models):
+    result = cli("eval", "steer", "--model", models["gan"], "--classifier", models["classifier"], "--judge",
+                 models["judge"], "--attribute", "Smiling", "--faces", 2, "--steps", 2, "--samples", 200,
+                 "--method", "direction", "--method", "component", "--fit", "class-means", "--fit", "interfacegan",
+                 "--device", "cpu", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    keep = DEFAULT_KEEP_OTHERS
+    runs = {(row["method"], row["fit"].split(":")[0], row["keep_others"]) for row in report["scores"]}
+    assert runs == {(method, fit, k) for method, fit in (("direction", "class-means"), ("direction", "interfacegan"),
+                                                         ("component", "sefa")) for k in (keep, 0.0)}
+    assert len({row["faces"] for row in report["scores"]}) == 1
+    assert set(report["boundaries"]) == {"class-means", "interfacegan"}
+    assert report["settings"]["samples"] == 200
+    assert set(report["boundaries"]["interfacegan"]["Smiling"]) == {"fit", "accuracy_all", "accuracy_confident"}
+    assert "interfacegan" in result.stderr and "sefa:" in result.stderr  # the tables, on stderr
+
+
+@pytest.mark.parametrize("flag", ["--method", "--fit"])
+def test_eval_steer_refuses_an_unknown_method_or_fit(cli, models, flag):
+    result = cli("eval", "steer", "--model", models["gan"], "--classifier", models["classifier"], "--judge",
+                 models["judge"], flag, "svm", "--device", "cpu")
+    assert result.exit_code == 2 and "'svm'" in result.output and "Traceback" not in result.output
+
+
+def test_evaluate_steer_refuses_a_method_the_model_cannot_take(models):
+    from latentctl.errors import UsageError
+    from latentctl.eval.steering import SteerEvalOptions, evaluate_steer
+
+    for methods in (("svm",), ("label",)):
+        with pytest.raises(UsageError) as caught:
+            evaluate_steer(judge=models["judge"], model=models["gan"], classifier=models["classifier"], device="cpu",
+                           options=SteerEvalOptions(attributes=("Male",), faces=1, methods=methods))
+        assert caught.value.option == "--method"
+
+
+def test_eval_steer_plot_draws_each_attributes_component_as_one_series():
+    from latentctl.eval.steering import SteerEvaluation, SteerScore
+
+    scores = [SteerScore(attribute=name, method="component", fit=f"sefa:{index}", keep_others=0.4, faces=2,
+                         success=1.0, steerer_success=1.0, others=0.1, moved=0.1, seconds=0.0)
+              for index, name in enumerate(["Male", "Smiling"])]
+    panels = SteerEvaluation(None, Path("judge"), [], None, scores).panels()
+    assert {series for bars in panels["success (judge)"].values() for series in bars} == \
+        {"component (sefa), keep-others 0.4"}

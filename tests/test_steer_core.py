@@ -12,9 +12,9 @@ import pytest
 import torch
 from torch import nn
 
-from latentctl.errors import LatentctlError
+from latentctl.errors import LatentctlError, UsageError
 from latentctl.latent.attributes import match_attribute, normalise
-from latentctl.latent.directions import fit_directions
+from latentctl.latent.directions import confident_bounds, fit_boundaries, fit_directions, linear_svm
 from latentctl.latent.sampling import load_latents, noise_for_seeds, save_latents
 from latentctl.latent.steer import SteerSettings, Target, smoothed_logits, steer
 
@@ -166,6 +166,68 @@ def test_conditional_direction_leaves_kept_attributes_unchanged():
             assert change < bound
         else:
             assert change > 0.5  # without conditioning the correlated attribute moves
+
+
+def test_interfacegan_fit_recovers_a_planted_boundary_and_reports_its_held_out_accuracy():
+    generator, classifier = toy_pair()
+    directions = fit_directions(generator, classifier, ["a", "b", "c", "d"], LATENT, samples=4000, fit="interfacegan")
+    truth = classifier.linear.weight @ generator[0].weight  # (A, D): each attribute's true normal in latent space
+    cosines = torch.nn.functional.cosine_similarity(directions.normals, truth, dim=1)
+    assert (cosines > 0.98).all(), cosines
+    assert directions.fit == "interfacegan" and directions.confident_quality.shape == (4,)
+    assert (directions.quality > 0.95).all() and (directions.confident_quality > 0.99).all()
+    row = directions.boundaries([0])["a"]
+    assert row["fit"] == "interfacegan" and row["accuracy_confident"] >= row["accuracy_all"] > 0.95
+    assert "held-out accuracy" in directions.describe(0)
+
+
+def test_interfacegan_fit_ignores_faces_read_unsurely_that_the_class_means_follow():
+    # attribute 0 is a plane in latent space, but faces near it are read by a second, unrelated feature:
+    # only the confident tails show the plane, and the SVM on them finds it where the class means do not
+    rng = torch.Generator().manual_seed(3)
+    plane, nuisance = torch.zeros(LATENT), torch.zeros(LATENT)
+    plane[0], nuisance[1] = 1.0, 1.0
+    latents = torch.randn(6000, LATENT, generator=rng)
+    along = latents @ plane
+    logits = torch.where(along.abs() > 1.0, 6 * along, latents @ nuisance + 0.1 * along)[:, None]  # (M, 1)
+    means, _ = fit_boundaries(latents.double(), logits, "class-means")
+    svm, _ = fit_boundaries(latents.double(), logits, "interfacegan")
+    assert abs(float(svm[0] @ plane.double())) > 0.95
+    assert abs(float(means[0] @ plane.double())) < 0.9
+
+
+def test_confident_faces_are_the_surest_share_each_way_and_at_most_half_of_a_side():
+    logits = torch.cat([torch.linspace(-5, -0.1, 90), torch.linspace(0.1, 5, 10)])[:, None]  # 10% positives
+    low, high = confident_bounds(logits, share=0.2)
+    assert int((logits <= low).sum()) == 20  # 20% of 100 faces, the most negative
+    assert int((logits >= high).sum()) == 5  # half of the 10 positives, not 20
+
+
+def test_a_balanced_linear_svm_finds_the_plane_of_a_rare_class():
+    latents = torch.randn(3000, 3, generator=torch.Generator().manual_seed(1))
+    normal = torch.tensor([0.6, -0.8, 0.0])
+    rare = latents @ normal > 1.8  # about 4% of the points
+    weights, bias = linear_svm(latents, rare, balanced=True)
+    assert float(weights @ normal.double() / weights.norm()) > 0.95
+    assert ((latents.double() @ weights + bias > 0) == rare).float().mean() > 0.95
+
+
+def test_a_conditioned_component_is_orthogonal_to_the_kept_normals():
+    generator, classifier = toy_pair()
+    directions = fit_directions(generator, classifier, ["a", "b", "c", "d"], LATENT, samples=2000, fit="interfacegan")
+    component = directions.normals[0] + 0.5 * directions.normals[1]  # a discovered direction, tangled with b
+    move = directions.condition(component, [0], keep=True)
+    kept = directions.kept_for(component, [0])
+    assert kept and move.norm().item() == pytest.approx(1.0, abs=1e-5)
+    assert (directions.normals[kept] @ move).abs().max() < 1e-4
+    torch.testing.assert_close(directions.condition(component, [0], keep=False), component / component.norm())
+
+
+def test_an_unknown_fit_is_a_usage_error_of_its_flag():
+    generator, classifier = toy_pair()
+    with pytest.raises(UsageError) as caught:
+        fit_directions(generator, classifier, ["a", "b", "c", "d"], LATENT, samples=200, fit="svm")
+    assert caught.value.option == "--fit" and "class-means or interfacegan" in caught.value.message
 
 
 def test_conditioning_skips_a_kept_direction_that_would_leave_less_than_half_the_move():

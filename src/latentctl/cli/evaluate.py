@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,9 +13,11 @@ from latentctl.cli import options as flags
 from latentctl.cli.render import StageBars, emit
 from latentctl.eval.fid import FIDOptions
 from latentctl.eval.separability import SeparabilityOptions
+from latentctl.eval.steering import METHODS
 from latentctl.eval.steering import SteerEvalOptions as Defaults
 
 app = typer.Typer(help="Measure what the models do.", no_args_is_help=True)
+Method = Enum("Method", [(name, name) for name in METHODS], type=str)
 
 
 @app.command("steer")
@@ -32,14 +35,20 @@ def steer(
     steps: flags.Steps = Defaults.steps, strength: flags.Strength = Defaults.strength,
     keep_others: flags.KeepOthers = Defaults.keep_others, until: flags.Until = Defaults.until,
     views: flags.Views = Defaults.views, reach: flags.Reach = Defaults.reach, samples: flags.Samples = Defaults.samples,
+    method: Annotated[list[Method] | None, typer.Option("--method", show_default=False, help="Score this method "
+                      "(repeatable): gradient, direction, component (the SeFa direction that changes the target most) "
+                      "or label [default: gradient and direction; gradient and label on a conditioned model].")] = None,
+    fit: flags.Fits = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Also draw the table as a bar chart (PNG).",
                                               dir_okay=False)] = None,
     device: flags.Device = "auto", seed: flags.Seed = Defaults.seed, json_output: flags.Json = False,
 ) -> None:
-    """Steer faces towards each attribute with both methods, with and without --keep-others, and score it.
+    """Steer faces towards each attribute with each method, with and without --keep-others, and score it.
 
     The methods are gradient and direction; for a model trained with --condition attributes, gradient and label
-    (which turns the attribute inputs alone). On such a model keep-others also holds the other attributes' inputs;
+    (which turns the attribute inputs alone). --method component walks the SeFa direction that changes the target
+    most; --fit (repeatable) scores the direction method fitted each way, and prints each boundary's held-out
+    accuracy. On such a model keep-others also holds the other attributes' inputs;
     without it they follow the target as the data correlates them.
 
     For each target attribute, on faces the judge reads as not having it: success (the judge reads it at the last
@@ -54,13 +63,16 @@ def steer(
         latentctl eval steer --judge judge
         latentctl eval steer --judge judge --attribute Smiling --faces 200 --plot steer-eval.png --json
         latentctl eval steer --judge judge --until 0.99
+        latentctl eval steer --judge judge --method direction --method component --fit class-means --fit interfacegan
     """
     from latentctl.eval.steering import evaluate_steer
 
     evaluation = evaluate_steer(judge=judge, plot=plot, model=model, classifier=classifier, device=device,
                                 options=Defaults(attributes=tuple(attribute or Defaults.attributes), faces=faces,
                                                  steps=steps, strength=strength, keep_others=keep_others, until=until,
-                                                 views=views, reach=reach, samples=samples, seed=seed))
+                                                 views=views, reach=reach, samples=samples, seed=seed,
+                                                 methods=tuple(m.value for m in method or ()),
+                                                 fits=tuple(f.value for f in fit or ())))
     evaluation.print_table()
     if plot is not None:
         console.info(f"wrote {plot}")

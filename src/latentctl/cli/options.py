@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from latentctl.latent import DEFAULT_FIT, DIRECTION_FITS
+
 
 def _check_device(value: str) -> str:
     from latentctl.device import DEVICE_PATTERN
@@ -79,7 +81,14 @@ Reach = Annotated[float, typer.Option("--reach", min=1.0, max=4.0, rich_help_pan
                                       "stops when it is read).")]
 Samples = Annotated[int, typer.Option("--samples", min=100, max=1_000_000, rich_help_panel="Steering", help="Faces "
                                       "sampled to fit the attribute directions (--method direction; fitted once per "
-                                      "generator and classifier, then cached).")]
+                                      "generator, classifier and --fit, then cached).")]
+FitName = Enum("FitName", [(fit, fit) for fit in DIRECTION_FITS], type=str)
+_FIT_HELP = ("How the direction method fits its boundaries: class-means (all faces) or interfacegan (a linear SVM on "
+             "the faces read most surely each way).")
+Fit = Annotated[FitName, typer.Option("--fit", rich_help_panel="Steering", help=_FIT_HELP)]
+Fits = Annotated[list[FitName] | None, typer.Option("--fit", rich_help_panel="Steering", show_default=False,
+                                                    help=_FIT_HELP + " Repeatable: each is scored [default: "
+                                                    f"{DEFAULT_FIT}].")]
 InceptionWeights = Annotated[Path | None, typer.Option("--inception-weights", dir_okay=False, show_default=False, help=(
     "The FID Inception's weights file, for machines without internet [default: fetched into torch.hub's cache on "
     "first use]."))]

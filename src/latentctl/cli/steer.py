@@ -38,6 +38,7 @@ def steer(
     views: flags.Views = SteerOptions.views,
     reach: flags.Reach = SteerOptions.reach,
     samples: flags.Samples = SteerOptions.samples,
+    fit: flags.Fit = flags.FitName(SteerOptions.fit),
     direction: Annotated[str | None, typer.Option("--direction", help="Walk a direction of 'latentctl directions "
                                                   "discover' instead: its number (3, sefa:3) or the attribute named "
                                                   "for it (Smiling); digit models too.")] = None,
@@ -65,6 +66,7 @@ def steer(
         latentctl steer --to smiling --away-from eyeglasses --n 8 --until 0.9 smile.gif
         latentctl steer --to Male --keep-others 0 tangled.png
         latentctl steer --to Eyeglasses --method direction --json glasses.png
+        latentctl steer --to Smiling --method direction --fit interfacegan smiles.png
         latentctl sample --model gan-celeba --n 4 --save-latents z.safetensors faces.png
         latentctl steer --from-noise z.safetensors --to Smiling smiles.png
         latentctl steer --model gan-attributes --to Eyeglasses --method label glasses.png
@@ -75,7 +77,7 @@ def steer(
 
     options = SteerOptions(method=method.value, n=n, frames=frames, steps=steps, strength=strength,
                            keep_others=keep_others, until=until, views=views, reach=reach, samples=samples,
-                           frame_ms=frame_ms, scale=scale, seed=seed)
+                           fit=fit.value, frame_ms=frame_ms, scale=scale, seed=seed)
     report = steer_faces(to=to or [], away_from=away_from or [], out=out, options=options, noise=from_noise,
                          model=model, classifier=classifier, device=device, direction=direction)
     report.print_summary(f"wrote {len(report.faces)} x {frames} frames to {out}")

@@ -2,10 +2,11 @@
 hyperplane per attribute splits the latents of faces that have it from those that don't.
 
 For each attribute, the faces of ``samples`` latents are read by the attribute classifier; the least confident
-half is dropped; a linear SVM is fitted to tell the rest apart from their latents; and the conditional entropy
-H(Y|X) of the classifier's answer Y given the SVM's side X measures, in bits, what the hyperplane leaves
-unexplained. The score is 2 ** (sum over the attributes), as in StyleGAN's metric: 1 when every attribute is
-linearly separable, higher when entangled. Lower is better; compare only on the same classifier and attributes.
+half is dropped; a linear SVM (``latent.directions.linear_svm``) is fitted to tell the rest apart from their
+latents; and the conditional entropy H(Y|X) of the classifier's answer Y given the SVM's side X measures, in
+bits, what the hyperplane leaves unexplained. The score is 2 ** (sum over the attributes), as in StyleGAN's
+metric: 1 when every attribute is linearly separable, higher when entangled. Lower is better; compare only on
+the same classifier and attributes.
 A generator conditioned on attributes is read in the space steering moves in: its noise and attribute inputs.
 """
 
@@ -21,8 +22,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-SVM_C = 1.0  # scikit-learn LinearSVC's default, which StyleGAN's metric uses
-
 
 @dataclass(frozen=True)
 class SeparabilityOptions:
@@ -33,28 +32,6 @@ class SeparabilityOptions:
     attributes: tuple[str, ...] = ()  # () : every attribute of the classifier the generator's faces show both ways
     batch_size: int = 500
     seed: int = 0
-
-
-def linear_svm(inputs: torch.Tensor, targets: torch.Tensor, c: float = SVM_C, steps: int = 200) -> torch.Tensor:
-    """Fit a linear SVM (squared hinge loss plus half the squared norm of the weights, as LinearSVC's default)
-    to inputs (N, D) and 0/1 targets (N,); return its 0/1 predictions on the inputs (N,)."""
-    import torch
-
-    x = torch.cat([inputs.double(), torch.ones(len(inputs), 1, dtype=torch.float64)], dim=1)  # the bias as a column
-    y = targets.double() * 2 - 1
-    weights = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([weights], lr=1, max_iter=steps, tolerance_grad=1e-9, tolerance_change=1e-12,
-                                  line_search_fn="strong_wolfe")
-
-    def objective() -> torch.Tensor:
-        optimizer.zero_grad()
-        loss = 0.5 * weights[:-1].square().sum() + c * (1 - y * (x @ weights)).clamp(min=0).square().sum()
-        loss.backward()
-        return loss
-
-    optimizer.step(objective)
-    with torch.no_grad():
-        return (x @ weights > 0).long()
 
 
 def conditional_entropy(predicted: torch.Tensor, truth: torch.Tensor) -> float:
@@ -115,6 +92,7 @@ def evaluate_separability(model: str | Path | None = None, classifier: str | Pat
 
     from latentctl.eval.reading import predict_probabilities
     from latentctl.latent.attributes import resolve_attributes
+    from latentctl.latent.directions import linear_svm
     from latentctl.latent.sampling import draw_attributes, generate, noise_for_seeds
     from latentctl.latent.session import SteeringSession
 
@@ -143,7 +121,8 @@ def evaluate_separability(model: str | Path | None = None, classifier: str | Pat
         if truth.min() == truth.max():
             skipped.append(name)
             continue
-        predicted = linear_svm(latent[kept], truth)
+        weights, bias = linear_svm(latent[kept], truth)
+        predicted = (latent[kept].double() @ weights + bias > 0).long()
         scores.append(AttributeSeparability(name, conditional_entropy(predicted, truth),
                                             (predicted == truth).double().mean().item(), truth.double().mean().item()))
         if on_progress is not None:

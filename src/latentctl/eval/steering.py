@@ -3,7 +3,8 @@
 The classifier that steers can be fooled by its own gradient, so every number is read by a *judge* trained
 independently. Per target attribute, on faces the judge reads as not having it: success (the judge reads it
 at the last frame), others (mean change of the judge's other readable attributes) and moved (mean pixel
-change in [0, 1]), for each method with and without keep-others.
+change in [0, 1]), for each method with and without keep-others. The methods are steering's (gradient,
+direction under each fit, label) and ``component``: the SeFa direction that changes the attribute most.
 
 Importing this module loads no torch: the CLI reads ``SteerEvalOptions``' defaults while building ``--help``."""
 
@@ -11,12 +12,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from latentctl import console, lookup
-from latentctl.errors import LatentctlError
+from latentctl.errors import LatentctlError, UsageError
+from latentctl.latent import DEFAULT_FIT
 from latentctl.latent.session import SteeringSession, SteerOptions
 
 if TYPE_CHECKING:
@@ -27,6 +29,11 @@ if TYPE_CHECKING:
 
 READABLE = 0.8  # the judge reads an attribute when its validation balanced accuracy is at least this
 DEFAULT_ATTRIBUTES = ("Male", "Smiling", "Eyeglasses")
+METHODS = ("gradient", "direction", "component", "label")
+COMPONENTS = 20  # SeFa directions searched for the one that changes a target most (the component method)
+# a move along a fixed direction for (method, fit, target column, keep-others): the unit move (D,), or None for
+# the methods that need none, and the fit to report in the row
+MoveFor = Callable[[str, "str | None", int, bool], "tuple[torch.Tensor | None, str | None]"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,8 @@ class SteerEvalOptions:
     reach: float = SteerOptions.reach
     samples: int = SteerOptions.samples
     seed: int = SteerOptions.seed
+    methods: tuple[str, ...] = ()  # of METHODS; (): gradient and direction, or gradient and label when conditioned
+    fits: tuple[str, ...] = ()  # the direction method is scored fitted each of these ways; (): DEFAULT_FIT
 
 
 @dataclass
@@ -51,6 +60,7 @@ class SteerScore:
 
     attribute: str
     method: str
+    fit: str | None  # direction: how it was fitted; component: the SeFa direction, sefa:N; else None
     keep_others: float
     faces: int  # 0 when the judge read every face searched as having the attribute: nothing was scored
     success: float | None  # the judge reads the attribute at the last frame
@@ -73,6 +83,7 @@ class SteerEvaluation:
     options: SteerEvalOptions
     scores: list[SteerScore]
     plot: Path | None = None
+    boundaries: dict[str, dict[str, dict]] = field(default_factory=dict)  # per fit and target: held-out accuracy
 
     def panels(self) -> dict[str, dict[str, dict[str, float]]]:
         """The scores as ``images.plot_bars`` draws them: success and the others' change per attribute and run."""
@@ -80,7 +91,7 @@ class SteerEvaluation:
         for score in self.scores:
             if score.faces == 0:
                 continue
-            series = f"{score.method}, keep-others {score.keep_others:g}"
+            series = f"{_method(score, each=False)}, keep-others {score.keep_others:g}"
             panels["success (judge)"].setdefault(score.attribute, {})[series] = score.success
             panels["change of the other attributes"].setdefault(score.attribute, {})[series] = score.others
         return panels
@@ -89,9 +100,14 @@ class SteerEvaluation:
         """Print the scores, one row per attribute, method and keep-others (stderr)."""
         console.print_table("steering, read by the judge", ["attribute", "method", "keep-others", "faces", "success",
                                                             "steerer says", "others", "moved", "time"],
-                            [[s.attribute, s.method, f"{s.keep_others:g}", s.faces, _cell(s.success, "{:.0%}"),
+                            [[s.attribute, _method(s), f"{s.keep_others:g}", s.faces, _cell(s.success, "{:.0%}"),
                               _cell(s.steerer_success, "{:.0%}"), _cell(s.others, "{:.3f}"),
                               _cell(s.moved, "{:.3f}"), f"{s.seconds:.1f}s"] for s in self.scores])
+        if self.boundaries:
+            console.print_table("the fitted boundaries' held-out accuracy (balanced), read by the steering classifier",
+                                ["attribute", "fit", "read confidently", "all faces"],
+                                [[name, fit, _cell(row["accuracy_confident"], "{:.1%}"), f"{row['accuracy_all']:.1%}"]
+                                 for fit, rows in self.boundaries.items() for name, row in rows.items()])
 
     def to_json(self) -> dict[str, Any]:
         """The ``eval steer --json`` document, without its "command" key."""
@@ -100,19 +116,20 @@ class SteerEvaluation:
                 "judge": str(self.judge_dir), "readable": self.readable,
                 "settings": {"steps": options.steps, "strength": options.strength, "keep_others": options.keep_others,
                              "until": options.until, "views": options.views, "reach": options.reach,
-                             "faces": options.faces},
-                "plot": None if self.plot is None else str(self.plot), "scores": [s.to_dict() for s in self.scores]}
+                             "faces": options.faces, "samples": options.samples},
+                "plot": None if self.plot is None else str(self.plot), "boundaries": self.boundaries,
+                "scores": [s.to_dict() for s in self.scores]}
 
 
 def evaluate_steer(session: SteeringSession | None = None, *, judge: str | Path,
                    options: SteerEvalOptions | None = None, plot: str | Path | None = None,
                    model: str | Path | None = None, classifier: str | Path | None = None,
                    device: str = "auto") -> SteerEvaluation:
-    """Steer faces towards each of ``options.attributes`` with both methods (gradient and direction, or on a
-    generator conditioned on attributes gradient and label), with and without keep-others, and score the
-    results read by ``judge`` (a second classifier: folder, registered name or Hub repo); draw the scores as
-    a bar chart to ``plot`` when given. Without a ``session``, one is loaded from ``model``, ``classifier``
-    and ``device``."""
+    """Steer faces towards each of ``options.attributes`` with each of ``options.methods`` (by default gradient
+    and direction, or on a generator conditioned on attributes gradient and label; the direction method fitted
+    each way of ``options.fits``), with and without keep-others, and score the results read by ``judge`` (a
+    second classifier: folder, registered name or Hub repo); draw the scores as a bar chart to ``plot`` when
+    given. Without a ``session``, one is loaded from ``model``, ``classifier`` and ``device``."""
     from latentctl import images as image_io
     from latentctl.files import file_sha256
     from latentctl.latent.attributes import check_pair, resolve_attributes
@@ -140,25 +157,81 @@ def evaluate_steer(session: SteeringSession | None = None, *, judge: str | Path,
     readable = readable_attributes(judge_config.labels, judge_config.training.get("validation", {})
                                    .get("balanced_accuracy"))
     conditioned = session.conditioned  # conditioned on attributes: label and gradient, no directions
-    directions = None if conditioned else session.directions(options.samples)
-    methods = ("gradient", "label") if conditioned else ("gradient", "direction")
+    methods, fits = check_methods(options, conditioned)
+    directions = {fit: session.directions(options.samples, fit) for fit in fits}
+    columns = [session.names.index(name) for name in targets]
+    boundaries = {fit: fitted.boundaries(columns) for fit, fitted in directions.items()}
+    move_for = _moves(session, directions, fits, options.seed) if directions else None
     settings = SteerSettings(steps=options.steps, strength=options.strength, until=options.until, frames=2,
                              views=options.views, seed=options.seed)  # first, last frame
     keep = options.keep_others
-    console.info(f"steering {options.faces} faces towards each of {', '.join(targets)}: {' and '.join(methods)}, "
-                 f"keep-others {keep:g} and 0, judged by {judge_dir} on {len(readable)} attributes it reads")
+    console.info(f"steering {options.faces} faces towards each of {', '.join(targets)}: {', '.join(methods)}"
+                 + (f" (fits {', '.join(fits)})" if fits else "") + f", keep-others {keep:g} and 0, judged by "
+                 f"{judge_dir} on {len(readable)} attributes it reads")
     scores = evaluate_steering(session.generator, session.classifier, session.names, judge_model,
                                judge_config.labels, readable, session.config.latent_dim, targets, settings,
-                               keep_values=(keep, 0.0) if keep > 0 else (0.0,), methods=methods,
-                               directions=directions, faces=options.faces, seed=options.seed,
+                               keep_values=(keep, 0.0) if keep > 0 else (0.0,), methods=methods, fits=fits,
+                               move_for=move_for, faces=options.faces, seed=options.seed,
                                generator_labels=session.config.labels if conditioned else None, reach=options.reach)
     for name in dict.fromkeys(s.attribute for s in scores if s.faces == 0):
         console.warn(f"the judge reads every face it searched as having {name}, so none was steered towards it "
                      f"(its rows are empty); a judge this sure may be undertrained, or the GAN always draws it")
-    evaluation = SteerEvaluation(session, judge_dir, readable, options, scores, plot)
+    evaluation = SteerEvaluation(session, judge_dir, readable, options, scores, plot, boundaries)
     if plot is not None:
         image_io.plot_bars(evaluation.panels(), plot, title=f"steering judged by {judge_dir.name}")
     return evaluation
+
+
+def check_methods(options: SteerEvalOptions, conditioned: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The methods to score and the fits of the direction method (none when no method needs fitted directions);
+    an unknown method or fit, or one the model cannot take, is a UsageError of its flag."""
+    from latentctl.latent.directions import check_fit
+
+    methods = options.methods or (("gradient", "label") if conditioned else ("gradient", "direction"))
+    for method in methods:
+        if method not in METHODS:
+            raise UsageError(f"unknown method {method!r}: use {', '.join(METHODS)}", "--method")
+        if conditioned and method in ("direction", "component"):
+            raise UsageError(f"a model conditioned on attributes takes --method gradient or label, not {method}: "
+                             "directions are fitted to an unconditional GAN's noise", "--method")
+        if not conditioned and method == "label":
+            raise UsageError("the model takes no attributes to turn: --method label needs a model trained with "
+                             "'latentctl train gan --condition attributes'", "--method")
+    fits = tuple(dict.fromkeys(options.fits or (DEFAULT_FIT,)))
+    for fit in fits:
+        check_fit(fit)
+    # a component keeps the others with the kept attributes' fitted normals, of the first fit
+    return tuple(dict.fromkeys(methods)), fits if {"direction", "component"} & set(methods) else ()
+
+
+def _moves(session: SteeringSession, directions: dict[str, AttributeDirections], fits: tuple[str, ...],
+           seed: int) -> MoveFor:
+    """The unit moves of the direction and component methods (see ``MoveFor``). The component is the one of
+    the first COMPONENTS SeFa directions whose walk changes the target's probability most, as the steering
+    classifier reads 32 faces, turned so that it grows; keep-others projects out the kept attributes' normals
+    of the first fit, as for a fitted direction."""
+    from functools import cache
+
+    from latentctl.latent import components
+    from latentctl.latent.discover import NAMING_FACES, SPAN
+
+    @cache
+    def discovered() -> components.DiscoveredDirections:
+        found = components.find_directions(session.generator, session.config, "sefa",
+                                           min(COMPONENTS, session.config.latent_dim))
+        return components.name_directions(found, session.generator, session.config, session.classifier,
+                                          session.names, list(range(seed, seed + NAMING_FACES)), SPAN)
+
+    def move_for(method: str, fit: str | None, column: int, keep: bool) -> tuple[torch.Tensor | None, str | None]:
+        if method == "direction":
+            return directions[fit].move([(column, +1)], keep), fit
+        if method == "component":
+            index, sign = discovered().strongest(column)
+            move = sign * discovered().directions[index]
+            return directions[fits[0]].condition(move, [column], keep), f"sefa:{index}"
+        return None, None
+
+    return move_for
 
 
 def readable_attributes(judge_names: list[str], validation: dict[str, float] | None) -> list[str]:
@@ -171,17 +244,19 @@ def readable_attributes(judge_names: list[str], validation: dict[str, float] | N
 def evaluate_steering(generator: torch.nn.Module, classifier: torch.nn.Module, names: list[str],
                       judge: torch.nn.Module, judge_names: list[str], readable: list[str], latent_dim: int,
                       attributes: list[str], settings: SteerSettings, keep_values: tuple[float, ...],
-                      methods: tuple[str, ...], directions: AttributeDirections | None, faces: int = 64,
-                      seed: int = 0, generator_labels: list[str] | None = None,
+                      methods: tuple[str, ...], fits: tuple[str, ...] = (), move_for: MoveFor | None = None,
+                      faces: int = 64, seed: int = 0, generator_labels: list[str] | None = None,
                       reach: float = 1.0) -> list[SteerScore]:
-    """Score steering towards each of ``attributes`` for every method and keep-others weight.
-    ``generator_labels``: the attributes of a generator conditioned on them, whose targets' inputs turn
-    ``reach`` times as far and whose other inputs are held with keep-others, or follow the targets without
-    it (``latent.attributes.turned_attributes``)."""
+    """Score steering towards each of ``attributes`` for every method (the direction method once per fit of
+    ``fits``) and keep-others weight, on the same faces. ``move_for`` gives the fixed moves of the direction and
+    component methods. ``generator_labels``: the attributes of a generator conditioned on them, whose targets'
+    inputs turn ``reach`` times as far and whose other inputs are held with keep-others, or follow the targets
+    without it (``latent.attributes.turned_attributes``)."""
     from latentctl.eval.reading import predict_probabilities
     from latentctl.latent.attributes import steering_attributes, turned_attributes
     from latentctl.latent.steer import Target, steer
 
+    runs = [(method, fit) for method in methods for fit in (fits if method == "direction" else (None,))]
     scores = []
     for attribute in attributes:
         column, judge_column = names.index(attribute), judge_names.index(attribute)
@@ -194,18 +269,20 @@ def evaluate_steering(generator: torch.nn.Module, classifier: torch.nn.Module, n
         noise, inputs = starting_faces(generator, judge, judge_column, latent_dim, faces, seed, draw)
         others = [judge_names.index(name) for name in readable if name != attribute]
         if noise.shape[0] == 0:  # every face already has it, as the judge reads them
-            scores += [SteerScore(attribute=attribute, method=method, keep_others=keep, faces=0, success=None,
-                                  steerer_success=None, others=None, moved=None, seconds=0.0)
-                       for method in methods for keep in keep_values]
+            scores += [SteerScore(attribute=attribute, method=method, fit=fit, keep_others=keep, faces=0,
+                                  success=None, steerer_success=None, others=None, moved=None, seconds=0.0)
+                       for method, fit in runs for keep in keep_values]
             continue
         inputs_by_keep = {keep: inputs if inputs is None or keep > 0 else  # without keep-others: entangled
                           (inputs[0], turned_attributes(generator.attribute_prior, generator_labels, target,
                                                         inputs[0], keep_others=False, reach=reach))
                           for keep in keep_values}
-        for method in methods:
+        for method, fit in runs:
             for keep in keep_values:
-                run_settings = replace(settings, method=method, keep_others=keep)
-                direction = directions.move([(column, +1)], keep > 0) if method == "direction" else None
+                direction, shown_fit = (None, fit) if move_for is None else move_for(method, fit, column, keep > 0)
+                # a component is walked as a fitted direction is: a fixed unit move
+                run_settings = replace(settings, method="direction" if method == "component" else method,
+                                       keep_others=keep)
                 started = time.perf_counter()
                 result = steer(generator, classifier, noise, target, run_settings, direction,
                                attributes=inputs_by_keep[keep])
@@ -213,7 +290,7 @@ def evaluate_steering(generator: torch.nn.Module, classifier: torch.nn.Module, n
                 first, last = result.images[:, 0], result.images[:, -1]
                 judged_first, judged_last = predict_probabilities(judge, first), predict_probabilities(judge, last)
                 scores.append(SteerScore(
-                    attribute=attribute, method=method, keep_others=keep, faces=noise.shape[0],
+                    attribute=attribute, method=method, fit=shown_fit, keep_others=keep, faces=noise.shape[0],
                     success=(judged_last[:, judge_column] > 0.5).float().mean().item(),
                     steerer_success=(result.probabilities[:, -1, column] > 0.5).float().mean().item(),
                     others=(judged_last[:, others] - judged_first[:, others]).abs().mean().item() if others else 0.0,
@@ -254,6 +331,13 @@ def starting_faces(generator: torch.nn.Module, judge: torch.nn.Module, column: i
         start += pool
     noise = torch.cat(found) if found else torch.empty(0, latent_dim)
     return noise, ((torch.cat(starts), torch.cat(ends)) if starts else None)
+
+
+def _method(score: SteerScore, each: bool = True) -> str:
+    """The method as a person reads it, with its fit; without ``each``, a component's number left out (it differs
+    from one attribute to the next)."""
+    fit = score.fit if each or score.fit is None else score.fit.split(":")[0]
+    return score.method if fit is None else f"{score.method} ({fit})"
 
 
 def _cell(value: float | None, form: str) -> str:

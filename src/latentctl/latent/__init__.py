@@ -10,3 +10,5 @@ DEFAULT_STRENGTH = 8.0  # latent distance walked (``--strength``); 12 took the d
 DEFAULT_KEEP_OTHERS = 0.4  # weight of holding the other attributes (``--keep-others``); 0.3 and 0.5 measured
 DEFAULT_VIEWS = 4  # faces the gradient reads per face and step (``--views``): the face and 3 nearby latents
 DISCOVERY_METHODS = ("sefa", "ganspace")  # how `directions discover` finds directions (latent.components)
+DIRECTION_FITS = ("class-means", "interfacegan")  # how the direction method fits its boundaries (latent.directions)
+DEFAULT_FIT = "class-means"  # docs/steering.md ("A better fitted direction") measures both

@@ -199,17 +199,21 @@ def _rounded(normalization: dict[str, list[float]]) -> dict[str, list[float]]:
 
 def load_directions(generator_dir: Path, classifier_dir: Path, generator, classifier, names: list[str],
                     latent_dim: int, samples: int, refit: bool = False,
-                    on_fit: Callable[[int], None] = lambda samples: None):
-    """Return the attribute directions of this generator read by this classifier: cached, or fitted now
-    (and cached next to the generator, or under ``$LATENTCTL_HOME/cache/directions`` if it is read-only)."""
+                    on_fit: Callable[[int], None] = lambda samples: None, fit: str | None = None):
+    """Return the attribute directions of this generator read by this classifier, fitted by ``fit`` (one of
+    ``latent.DIRECTION_FITS``; default ``DEFAULT_FIT``): cached, or fitted now (and cached next to the generator,
+    or under ``$LATENTCTL_HOME/cache/directions`` if it is read-only)."""
+    from latentctl.latent import DEFAULT_FIT
     from latentctl.latent import directions as directions_module
 
-    key = directions_module.cache_key(generator_dir, classifier_dir, samples, seed=0)
+    fit = fit or DEFAULT_FIT
+    directions_module.check_fit(fit)
+    key = directions_module.cache_key(generator_dir, classifier_dir, samples, seed=0, fit=fit)
     places = directions_module.cache_paths(generator_dir, key, paths.home() / "cache" / "directions")
     found = None if refit else directions_module.load_cached(places, names, latent_dim)
     if found is not None:
         return found, False
     on_fit(samples)
-    fitted = directions_module.fit_directions(generator, classifier, names, latent_dim, samples=samples)
+    fitted = directions_module.fit_directions(generator, classifier, names, latent_dim, samples=samples, fit=fit)
     directions_module.save_cached(places, fitted)
     return fitted, True

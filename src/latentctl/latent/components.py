@@ -95,6 +95,14 @@ class DiscoveredDirections:
         top = self.top(index)
         return top[0][0] if top else None
 
+    def strongest(self, column: int) -> tuple[int, int]:
+        """The direction (index) whose walk changes attribute ``column`` most, and the way (+1 or -1) that makes
+        it grow; the set must be named."""
+        if self.changes is None:
+            raise ValueError("the directions are not named: name_directions reads what they change")
+        index = int(self.changes[:, column].abs().argmax())
+        return index, 1 if float(self.changes[index, column]) >= 0 else -1
+
     def resolve(self, choice: str) -> tuple[int, int]:
         """The component (index) and the way to walk it (+1 or -1) that ``choice`` means: a number, or an
         attribute a component is named by (walked so that the attribute grows; the component that changes it

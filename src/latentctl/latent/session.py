@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from latentctl import console, lookup
 from latentctl.errors import LatentctlError, UsageError
-from latentctl.latent import DEFAULT_FRAMES, DEFAULT_KEEP_OTHERS, DEFAULT_STEPS, DEFAULT_STRENGTH, DEFAULT_VIEWS
+from latentctl.latent import (
+    DEFAULT_FIT,
+    DEFAULT_FRAMES,
+    DEFAULT_KEEP_OTHERS,
+    DEFAULT_STEPS,
+    DEFAULT_STRENGTH,
+    DEFAULT_VIEWS,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -41,13 +48,14 @@ class SteerOptions:
     views: int = DEFAULT_VIEWS
     reach: float = 1.0  # how far a conditioned generator's target inputs turn, 1 being the other value
     samples: int = 10_000  # faces the attribute directions are fitted on (direction method)
+    fit: str = DEFAULT_FIT  # how they are fitted, one of latent.DIRECTION_FITS (direction method)
     frame_ms: int = 150  # GIF frame time
     scale: int | None = None  # nearest-neighbour upscaling of the written strip; None: 2 under 64 px, else 1
     seed: int = 0
 
 
 # what steering towards attributes takes and a walk along a discovered direction does not
-STEERING_ONLY = ("method", "steps", "keep_others", "until", "views", "reach", "samples")
+STEERING_ONLY = ("method", "steps", "keep_others", "until", "views", "reach", "samples", "fit")
 
 
 @dataclass
@@ -127,21 +135,24 @@ class SteeringSession:
 
     def check(self, to: Sequence[str], away_from: Sequence[str], options: SteerOptions) -> list[Target]:
         """The targets of ``to`` and ``away_from``, once the method and reach are checked to fit the model."""
+        from latentctl.latent.directions import check_fit
+
         targets = self.targets(to, away_from)
         self.check_method(options.method)
+        check_fit(options.fit)
         self.check_reach(options.reach)
         return targets
 
-    def directions(self, samples: int = SteerOptions.samples) -> AttributeDirections:
-        """The attribute directions of this generator read by this classifier: cached, or fitted now on
-        ``samples`` generated faces (saying so on stderr)."""
+    def directions(self, samples: int = SteerOptions.samples, fit: str = SteerOptions.fit) -> AttributeDirections:
+        """The attribute directions of this generator read by this classifier, fitted by ``fit``: cached, or
+        fitted now on ``samples`` generated faces (saying so on stderr)."""
         from latentctl.latent.attributes import load_directions
 
         fitted, _ = load_directions(
             self.model_dir, self.classifier_dir, self.generator, self.classifier, self.names,
-            self.config.latent_dim, samples,
-            on_fit=lambda count: console.info(f"fitting attribute directions on {count:,} generated faces "
-                                              "(once per generator and classifier; cached)"))
+            self.config.latent_dim, samples, fit=fit,
+            on_fit=lambda count: console.info(f"fitting attribute directions ({fit}) on {count:,} generated faces "
+                                              "(once per generator, classifier and fit; cached)"))
         return fitted
 
 
@@ -156,6 +167,7 @@ class SteerReport:
     seeds: list[int | None]  # of each face; None for latents given
     out: Path | None = None  # the strip or GIF written
     faces: list[dict[str, Any]] = field(default_factory=list)  # per face and frame, as ``--json`` lists them
+    boundaries: dict[str, dict[str, Any]] | None = None  # the direction method's: per target, fit and accuracy
 
     @property
     def images(self) -> torch.Tensor:
@@ -224,6 +236,7 @@ class SteerReport:
                              "keep_others": options.keep_others, "until": options.until, "views": options.views,
                              "frames": options.frames, "reach": options.reach,
                              "frame_steps": self.steering.frame_steps},
+                **({} if self.boundaries is None else {"boundaries": self.boundaries}),
                 "not_reached": self.not_reached, "faces": self.faces}
 
 
@@ -310,17 +323,21 @@ def _steer(session: SteeringSession, targets: list[Target], options: SteerOption
     settings = SteerSettings(method=options.method, steps=options.steps, strength=options.strength,
                              keep_others=options.keep_others, until=options.until, frames=options.frames,
                              views=options.views, seed=options.seed)
-    direction = None
+    direction = boundaries = None
     if options.method == "direction":
-        direction = session.directions(options.samples).move([(t.index, t.sign) for t in targets],
-                                                             keep=options.keep_others > 0)
+        fitted = session.directions(options.samples, options.fit)
+        for target in targets:
+            console.info(fitted.describe(target.index))
+        boundaries = fitted.boundaries([t.index for t in targets])
+        direction = fitted.move([(t.index, t.sign) for t in targets], keep=options.keep_others > 0)
     console.info(f"steering {noise.shape[0]} face(s) {_describe(targets)} ({options.method}, {options.steps} "
                  f"steps, strength {options.strength:g}, keep-others {options.keep_others:g})")
     result = steer(session.generator, session.classifier, noise, targets, settings, direction, attributes=attributes)
     if out is not None:
         scale = options.scale or (2 if session.config.image_size < 64 else 1)
         image_io.save_walks(result.images, out, scale=scale, frame_ms=options.frame_ms)
-    return SteerReport(session, options, targets, result, seeds, out, _face_reports(result, session, targets, seeds))
+    return SteerReport(session, options, targets, result, seeds, out, _face_reports(result, session, targets, seeds),
+                       boundaries)
 
 
 def _describe(targets: list[Target]) -> str:
