@@ -125,7 +125,7 @@ def _invert_batch(generator: torch.nn.Module, targets: torch.Tensor, candidates:
         errors = torch.cat([_start_errors(generator, targets, candidates, attributes, options, i)
                             for i in range(0, candidates.shape[0], START_BATCH)], dim=1)  # (N, S)
         start_loss, best = errors.min(dim=1)  # (N,)
-        target_features = None if classifier is None else [f.detach() for f in _activations(classifier, targets)]
+        target_features = None if classifier is None else [f.detach() for f in activations(classifier, targets)]
     latent = candidates[best].clone().requires_grad_(True)  # (N, D)
     logits = None
     params = [latent]
@@ -148,10 +148,7 @@ def _invert_batch(generator: torch.nn.Module, targets: torch.Tensor, candidates:
             break
         total = loss
         if target_features is not None:
-            total = total + options.feature_weight * sum(
-                (mine - theirs).square().flatten(1).mean(1) / theirs.square().flatten(1).mean(1).clamp_min(1e-6)
-                for mine, theirs in zip(_activations(classifier, images), target_features, strict=True)
-            ) / len(target_features)
+            total = total + options.feature_weight * feature_distance(classifier, images, target_features)
         total = total + options.prior_weight * (latent.square().sum(1) / latent_dim - 1).square()
         optimiser.zero_grad(set_to_none=True)
         total.sum().backward()
@@ -190,7 +187,17 @@ def _pixel_loss(images: torch.Tensor, targets: torch.Tensor, kind: str) -> torch
     return (difference.abs() if kind == "l1" else difference.square()).flatten(1).mean(1)
 
 
-def _activations(classifier: torch.nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
+def feature_distance(classifier: torch.nn.Module, images: torch.Tensor, target_features: list[torch.Tensor]
+                     ) -> torch.Tensor:
+    """The feature loss (N,): the mean over the classifier's layers of each layer's squared error between
+    ``images``' activations and ``target_features`` (``activations`` of the targets), over the targets' power."""
+    return sum(
+        (mine - theirs).square().flatten(1).mean(1) / theirs.square().flatten(1).mean(1).clamp_min(1e-6)
+        for mine, theirs in zip(activations(classifier, images), target_features, strict=True)
+    ) / len(target_features)
+
+
+def activations(classifier: torch.nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
     """The outputs of every ReLU of ``classifier`` on ``images``: its features at each depth."""
     from torch import nn
 
@@ -331,7 +338,7 @@ def invert(photos: Sequence[str | Path], *, model: str | Path | None = None, cla
         if out.suffix.lower() != ".safetensors":
             raise UsageError(f"{out.name}: end the latents file's name in .safetensors", "--out")
         check_writable(out.with_suffix(".png"))  # its folder, which gets the reconstructions too
-    models = session or _load(model, classifier, device)
+    models = session or load_face_models(model, classifier, device)
     generator, config, reader = models.generator, models.config, models.classifier
     reader_labels = [] if reader is None else list(models.classifier_config.labels)
     targets = photo_tensors(paths, config)
@@ -367,7 +374,7 @@ class _Models:
     notes: list[str]
 
 
-def _load(model: str | Path | None, classifier: str | Path | None, device: str) -> _Models:
+def load_face_models(model: str | Path | None, classifier: str | Path | None, device: str) -> _Models:
     """Load the face GAN and, as ``steer`` resolves it, the classifier: one that is not there by default is
     left out with a note; one given that is not there, or that does not fit the generator, is an error."""
     from latentctl.device import resolve_device
