@@ -84,7 +84,8 @@ def start(kind: str, *, out: Path | None = None, data_root: Path | None = None, 
         out = default_encoder_dir(lookup.resolve_model(options.model, "gan-celeba"))
     out = Path(out) if out is not None else paths.model_dir(options.MODEL)
     custom_data = data_root is not None
-    if resume and kind in ("gan", "classifier") and (out / store.STATE_JSON_FILE).is_file():  # a resumed run reads its own data
+    # a resumed run reads its own data
+    if resume and kind in ("gan", "classifier") and (out / store.STATE_JSON_FILE).is_file():
         options = replace(options, data=_run_data(out))
     data_root = Path(data_root) if data_root is not None else paths.data_dir(getattr(options, "data", options.DATA))
     notify = on_event or (lambda event, info: None)
