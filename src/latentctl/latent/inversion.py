@@ -324,7 +324,8 @@ class InversionReport:
                 "classifier": None if self.classifier_dir is None else str(self.classifier_dir),
                 "encoder": None if self.encoder_dir is None else str(self.encoder_dir),
                 "latents": None if self.out is None else str(self.out), "pixel_range": "[0, 1]",
-                "settings": {"steps": options.steps, "starts": 0 if self.encoder_dir else options.starts, "learning_rate": options.learning_rate,
+                "settings": {"steps": options.steps, "starts": 0 if self.encoder_dir else options.starts,
+                             "learning_rate": options.learning_rate,
                              "loss": options.pixel_loss, "feature_weight": options.feature_weight,
                              "prior_weight": options.prior_weight, "seed": options.seed},
                 "seconds": round(self.seconds, 3), "notes": self.notes, "photos": photos}
@@ -372,7 +373,8 @@ def invert(photos: Sequence[str | Path], *, model: str | Path | None = None, cla
         attributes = starting_attributes(len(paths), config.labels, generator.attribute_prior, photo_readings,
                                          reader_labels)
     start = f"{found.path}'s guess" if found.module is not None else f"{options.starts} random starts"
-    console.info(f"inverting {len(paths)} photo(s) into {models.model_dir} ({start}, {options.steps} steps" + (f", matching {models.classifier_dir}'s features)" if reader else ")"))
+    console.info(f"inverting {len(paths)} photo(s) into {models.model_dir} ({start}, {options.steps} steps"
+                 + (f", matching {models.classifier_dir}'s features)" if reader else ")"))
     began = time.perf_counter()
     inversion = invert_images(generator, targets, options, reader, attributes, found.module)
     seconds = time.perf_counter() - began
