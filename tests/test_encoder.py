@@ -15,10 +15,13 @@ from latentctl.errors import LatentctlError
 from latentctl.latent.encoders import default_encoder_dir, generator_record
 from latentctl.latent.inversion import InvertOptions, invert_images
 from latentctl.latent.sampling import noise_for_seeds
+from latentctl.models.configs import EncoderConfig
 from latentctl.train import runs
-from latentctl.train.options import EncoderRunOptions
+from latentctl.train.encoder import EncoderTrainer, GeneratorData
+from latentctl.train.options import EncoderOptions, EncoderRunOptions
 from test_invert import face_model, one_thread, save_attribute_generator, save_classifier  # noqa: F401
 
+CPU = torch.device("cpu")
 TINY = {"epoch_images": 256, "batch_size": 32, "width": 8}  # 8 steps an epoch
 
 
@@ -49,16 +52,26 @@ def test_train_encoder_writes_an_encoder_folder_beside_its_generator_recording_i
     assert config.training["complete"] and config.training["epochs"] == 4 and config.training["steps"] == 64
 
 
-def test_a_resumed_encoder_run_ends_where_an_uninterrupted_one_does(face_model: Path, tmp_path: Path):  # noqa: F811
-    straight = runs.start("encoder", out=tmp_path / "straight", device="cpu",
-                          options=EncoderRunOptions(model=str(face_model), epochs=2, **TINY))
-    runs.start("encoder", out=tmp_path / "halves", device="cpu",
-               options=EncoderRunOptions(model=str(face_model), epochs=1, **TINY))
-    resumed = runs.start("encoder", out=tmp_path / "halves", device="cpu", resume=True,
-                         options=EncoderRunOptions(model=None, epochs=2, **TINY))
-    assert resumed.epoch == straight.epoch == 2
-    first, second = (files.load_tensors(result.model / store.WEIGHTS_FILE) for result in (straight, resumed))
+def test_an_encoder_run_stopped_mid_epoch_resumes_bit_for_bit(face_model: Path, tmp_path: Path):  # noqa: F811
+    generator, config = store.load_model(face_model, "gan")
+    data = GeneratorData(generator, config, generator_record(face_model))
+    network = EncoderConfig(image_size=32, channels=3, latent_dim=16, width=8)
+    options = EncoderOptions(epochs=2, epoch_images=256, batch_size=32, log_every=1)
+    assert EncoderTrainer(network, options, data, tmp_path / "a", CPU).train()
+    stopped = EncoderTrainer(network, options, data, tmp_path / "b", CPU)
+
+    def stop_at_step_3_of_epoch_2(event: str, info: dict) -> None:  # what Ctrl-C does
+        if event == "step" and stopped.epoch == 1 and info["step"] == 3:
+            stopped.stop_requested = True
+
+    assert stopped.train(stop_at_step_3_of_epoch_2) is False
+    assert files.read_json(tmp_path / "b" / store.STATE_JSON_FILE)["step_in_epoch"] == 3
+    assert EncoderTrainer.resume(tmp_path / "b", data, CPU).train()
+    first, second = (files.load_tensors(tmp_path / run / store.WEIGHTS_FILE) for run in "ab")
     assert all(torch.equal(first[name], second[name]) for name in first)
+    other = GeneratorData(generator, config, {"path": "elsewhere", "sha256": "0" * 64})
+    with pytest.raises(LatentctlError, match="whose weights are not those"):
+        EncoderTrainer.resume(tmp_path / "b", other, CPU, epochs=3)
 
 
 def test_the_encoders_guess_starts_closer_than_the_best_of_64_random_starts(face_model: Path,  # noqa: F811
