@@ -68,6 +68,8 @@ def psnr(images: torch.Tensor, targets: torch.Tensor) -> list[float]:
 
 
 def run(name: str, generator, classifier, targets, options: InvertOptions, encoder=None) -> dict:
+    # warm up: the first passes of a shape set up kernels, which the timing leaves out
+    invert_images(generator, targets, replace(options, steps=1, starts=1), classifier, encoder=encoder)
     began, began_cpu = time.perf_counter(), time.process_time()
     inversion = invert_images(generator, targets, options, classifier, encoder=encoder)
     seconds, cpu_seconds = time.perf_counter() - began, time.process_time() - began_cpu

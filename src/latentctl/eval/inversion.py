@@ -155,6 +155,8 @@ def evaluate_invert(photos: Sequence[str | Path], *, judge: str | Path, options:
         score, latents = _score_start(session, judge_model, judge_config.labels, readable,
                                                        targets_images, name, module, options)
         starts.append(score)
+        console.info(f"{name}: PSNR {score.psnr_db:.2f} dB on the photos, {score.seconds_per_face:.2f}s a face; "
+                     "steering the photos found")
         edits += _score_edits(session, judge_model, judge_config.labels, readable, targets, targets_images,
                               latents, name, options)
     return InvertEvaluation(session.model_dir, session.classifier_dir, judge_dir, found.path, readable, options,
