@@ -32,12 +32,14 @@ def test_the_python_api_page_runs(fake_hub, tmp_path, monkeypatch):  # noqa: F81
         exec(compile(block, f"{PAGE.name}, block {number}", "exec"), namespace)
     for written in ("digits.png", "morph.gif", "smile.png", "directions.png", "walk.png", "faces/0000-seed0.png",
                     "runs/digits/config.json", "runs/faces/config.json", "runs/attributes/config.json",
-                    "latents.safetensors", "0000-seed0-reconstruction.png", "edit.png"):
+                    "latents.safetensors", "0000-seed0-reconstruction.png", "edit.png",
+                    "runs/faces-encoder/config.json"):
         assert (tmp_path / written).is_file(), written
     assert namespace["run"].epoch == 3 and namespace["run"].complete  # trained, then resumed for one more epoch
     assert namespace["report"].images.shape == (4, 6, 3, 32, 32)
     assert len(namespace["found"].components()) == 6 and namespace["walk"].images.shape == (2, 5, 3, 32, 32)
     assert namespace["edited"].images.shape == (1, 5, 3, 32, 32)
+    assert namespace["guessed"].encoder_dir == Path("runs/faces-encoder")
     assert namespace["pulled"].repo_id == "your-name/mnist-cgan"
     assert namespace["grid"].images.shape == (16, 1, 28, 28)  # drawn by the pulled model
 

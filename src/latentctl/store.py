@@ -29,6 +29,7 @@ KINDS = {
     "cgan": ("a conditional GAN", "latentctl train cgan"),
     "gan": ("an unconditional GAN", "latentctl train gan"),
     "classifier": ("an attribute classifier", "latentctl train classifier"),
+    "encoder": ("a latent encoder", "latentctl train encoder"),
 }
 
 
@@ -245,6 +246,6 @@ def load_model(directory: Path, kind: str | tuple[str, ...], device: Any = "cpu"
 
 def build_network(network: NetworkConfig) -> Any:
     """Return a new network (fresh weights) of the architecture ``network`` configures."""
-    from latentctl.models import classifier, dcgan, pytorch_dcgan, seed  # noqa: F401 (importing registers them)
+    from latentctl.models import classifier, dcgan, encoder, pytorch_dcgan, seed  # noqa: F401 (importing registers them)
 
     return NETWORKS[network.architecture](network)

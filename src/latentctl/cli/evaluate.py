@@ -12,6 +12,7 @@ from latentctl import console
 from latentctl.cli import options as flags
 from latentctl.cli.render import StageBars, emit
 from latentctl.eval.fid import FIDOptions
+from latentctl.eval.inversion import InvertEvalOptions as InvertDefaults
 from latentctl.eval.separability import SeparabilityOptions
 from latentctl.eval.steering import METHODS
 from latentctl.eval.steering import SteerEvalOptions as Defaults
@@ -80,6 +81,50 @@ def steer(
         console.emit_json({"command": "eval steer", **evaluation.to_json()})
     elif plot is not None:
         console.emit_path(plot)
+
+
+@app.command("invert")
+def invert(
+    photos: Annotated[list[Path], typer.Argument(help="Face photos, or folders of them (the first --photos in name "
+                                                 "order).", show_default=False)],
+    judge: Annotated[Path, typer.Option("--judge", help="A second attribute classifier, trained independently, that "
+                                        "reads photos, reconstructions and edits.", show_default=False)],
+    model: flags.FaceModel = None, classifier: flags.Classifier = None,
+    encoder: Annotated[Path | None, typer.Option("--encoder", show_default=False, help="Also start from this "
+                                                 "encoder's guess [default: the model's folder + -encoder, when "
+                                                 "there].")] = None,
+    no_encoder: Annotated[bool, typer.Option("--no-encoder", help="Random starts only.")] = False,
+    attribute: Annotated[list[str] | None, typer.Option(
+        "--attribute", help=f"Edit towards this attribute (repeatable) [default: "
+        f"{', '.join(InvertDefaults.attributes)}].", show_default=False, callback=flags.celeba_names)] = None,
+    count: Annotated[int, typer.Option("--photos", min=1, help="Photos at most.")] = InvertDefaults.photos,
+    known: Annotated[int, typer.Option("--known", min=0, help="Faces the GAN draws itself, inverted to see how close "
+                                       "the latent comes back (0: none).")] = InvertDefaults.known,
+    steps: Annotated[int, typer.Option("--invert-steps", min=0, help="Adam steps of the inversion.")]
+    = InvertDefaults.steps,
+    starts: Annotated[int, typer.Option("--starts", min=1, help="Random latents tried first.")] = InvertDefaults.starts,
+    device: flags.Device = "auto", seed: flags.Seed = InvertDefaults.seed, json_output: flags.Json = False,
+) -> None:
+    """Invert photos with random starts and with the encoder, then edit them; the judge reads the results.
+
+    Per start: PSNR and mean absolute error of the reconstructions, the share of the judge's readable attributes
+    it reads the same on photo and reconstruction, and the time per face; the known-latent test inverts faces the
+    GAN drew itself and compares the latents. Then per attribute, on the photos the judge reads as not having
+    it: edit success and the change of the others, as 'eval steer' scores them (steer's gradient method).
+
+    Examples:
+
+        latentctl data synth faces --n 64 --seed 4242 --root fresh
+        latentctl eval invert fresh/img_align_celeba --judge judge --json
+    """
+    from latentctl.eval.inversion import evaluate_invert
+
+    evaluation = evaluate_invert(photos, judge=judge, model=model, classifier=classifier, encoder=encoder,
+                                 use_encoder=not no_encoder, device=device, options=InvertDefaults(
+                                     attributes=tuple(attribute or InvertDefaults.attributes), photos=count,
+                                     known=known, steps=steps, starts=starts, seed=seed))
+    evaluation.print_tables()
+    emit("eval invert", evaluation, json_output)
 
 
 @app.command("fid")

@@ -19,6 +19,11 @@ InvertSteps = Annotated[int, typer.Option("--invert-steps", min=0, max=10_000, r
                                           help="Adam steps refining the best random start.")]
 Starts = Annotated[int, typer.Option("--starts", min=1, max=65_536, rich_help_panel="Inversion",
                                      help="Random latents tried first (seeds S, S+1, ...); the closest is the start.")]
+Encoder = Annotated[Path | None, typer.Option("--encoder", rich_help_panel="Inversion", show_default=False, help=(
+    "Start from this encoder's guess ('latentctl train encoder'; trained on this model) instead of random latents "
+    "[default: the model's folder + -encoder, when there]."))]
+NoEncoder = Annotated[bool, typer.Option("--no-encoder", rich_help_panel="Inversion", help=(
+    "Start from random latents even where an encoder is found."))]
 
 
 def register(app: typer.Typer) -> None:
@@ -36,26 +41,28 @@ def invert(
     steps: Annotated[int, typer.Option("--steps", min=0, max=10_000, rich_help_panel="Inversion",
                                        help="Adam steps refining the best random start.")] = InvertOptions.steps,
     starts: Starts = InvertOptions.starts,
+    encoder: Encoder = None, no_encoder: NoEncoder = False,
     device: flags.Device = "auto",
     seed: flags.Seed = InvertOptions.seed,
     json_output: flags.Json = False,
 ) -> None:
     """Find the latent of each photo in a face GAN: the face it draws closest to the photo.
 
-    The best of many random latents, refined with Adam on the pixels, the attribute classifier's features
-    (when there is one) and a prior that keeps the latent where the generator was trained. Prints each
-    photo's PSNR; --json adds the classifier's readings of photo and reconstruction.
+    The best of many random latents (or an encoder's guess), refined with Adam on the pixels, the attribute
+    classifier's features (when there is one) and a prior that keeps the latent where the generator was
+    trained. Prints each photo's PSNR; --json adds the classifier's readings of photo and reconstruction.
 
     Examples:
 
         latentctl invert me.jpg
+        latentctl invert me.jpg --model models/gan --encoder models/gan-encoder
         latentctl invert photos/*.jpg --out photos.safetensors --json
         latentctl invert me.jpg --out me.safetensors && latentctl steer --from-noise me.safetensors --to Smiling me.png
     """
     from latentctl.latent.inversion import invert as invert_photos
 
-    report = invert_photos(photos, model=model, classifier=classifier, out=out, device=device,
-                           options=InvertOptions(steps=steps, starts=starts, seed=seed))
+    report = invert_photos(photos, model=model, classifier=classifier, out=out, device=device, encoder=encoder,
+                           use_encoder=not no_encoder, options=InvertOptions(steps=steps, starts=starts, seed=seed))
     for line in report.photo_lines():
         console.info(line)
     console.info(f"wrote {out} and {len(photos)} reconstruction(s) in {report.seconds:.1f}s")
@@ -76,6 +83,7 @@ def edit(
     views: flags.Views = SteerOptions.views, reach: flags.Reach = SteerOptions.reach,
     samples: flags.Samples = SteerOptions.samples,
     invert_steps: InvertSteps = InvertOptions.steps, starts: Starts = InvertOptions.starts,
+    encoder: Encoder = None, no_encoder: NoEncoder = False,
     frame_ms: flags.FrameMs = SteerOptions.frame_ms, scale: flags.Scale = SteerOptions.scale,
     device: flags.Device = "auto", seed: flags.Seed = SteerOptions.seed, json_output: flags.Json = False,
 ) -> None:
@@ -93,7 +101,8 @@ def edit(
     from latentctl.latent.editing import edit_photo
 
     report = edit_photo(photo, to=to or [], away_from=away_from or [], out=out, model=model, classifier=classifier,
-                        device=device, invert_options=InvertOptions(steps=invert_steps, starts=starts, seed=seed),
+                        device=device, encoder=encoder, use_encoder=not no_encoder,
+                        invert_options=InvertOptions(steps=invert_steps, starts=starts, seed=seed),
                         options=SteerOptions(method=method.value, frames=frames, steps=steps, strength=strength,
                                              keep_others=keep_others, until=until, views=views, reach=reach,
                                              samples=samples, frame_ms=frame_ms, scale=scale, seed=seed))

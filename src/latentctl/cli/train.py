@@ -12,12 +12,14 @@ from typing import Annotated, Any
 import typer
 
 from latentctl import console
+from latentctl.cli import options as flags
 from latentctl.cli.options import DataRoot, Device, InceptionWeights, Json, Seed
 from latentctl.cli.render import TrainingProgress
 from latentctl.train import AUGMENT_BELOW, FACE_R1
 from latentctl.train.options import CONDITIONS, LR_SCHEDULES, PRECISIONS, RUN_OPTIONS
 from latentctl.train.options import CGANRunOptions as CGAN
 from latentctl.train.options import ClassifierRunOptions as Classifier
+from latentctl.train.options import EncoderRunOptions as Encoder
 from latentctl.train.options import GANRunOptions as GAN
 
 app = typer.Typer(help="Train models.", no_args_is_help=True)
@@ -226,15 +228,55 @@ def train_classifier(
     _train(context, "classifier", locals())
 
 
+@app.command("encoder")
+def train_encoder(
+    context: typer.Context, model: flags.FaceModel = None, classifier: flags.Classifier = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Model folder to write [default: the generator's "
+                                             "folder with -encoder appended, where invert finds it].")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, rich_help_panel=HYPER, help=f"Total epochs [default: "
+                                               f"{Encoder.EPOCHS}; with --resume: the run's own].")] = None,
+    epoch_images: Annotated[int, typer.Option(min=2, rich_help_panel=HYPER, help=(
+        "Faces the generator draws per epoch (new ones each epoch)."))] = Encoder.epoch_images,
+    batch_size: BatchSize = Encoder.batch_size, lr: _lr("the encoder") = Encoder.lr,
+    latent_weight: Annotated[float, typer.Option(min=0.0, rich_help_panel=HYPER, help=(
+        "Weight of the latent's squared error."))] = Encoder.latent_weight,
+    pixel_weight: Annotated[float, typer.Option(min=0.0, rich_help_panel=HYPER, help=(
+        "Weight of the pixels' squared error of the face the guess draws."))] = Encoder.pixel_weight,
+    feature_weight: Annotated[float, typer.Option(min=0.0, rich_help_panel=HYPER, help=(
+        "Weight of the classifier's features of that face (as invert's)."))] = Encoder.feature_weight,
+    width: Annotated[int, typer.Option(min=4, rich_help_panel=ARCH, help=(
+        "Channels of the first convolution; doubled at each lower resolution."))] = Encoder.width,
+    resume: Resume = False, force: Force = False, device: Device = "auto",
+    precision: PrecisionOption = Encoder.precision, compile: Compile = Encoder.compile, seed: Seed = Encoder.seed,
+    json_output: Json = False,
+) -> None:
+    """Train a latent encoder for a face GAN on the GAN's own faces: invert's fast first guess.
+
+    Each step the GAN draws faces from new latents and the encoder learns to map each face back to its
+    latent: the loss is the latent's error plus the error of the face the guess draws (pixels, and the
+    classifier's features when there is one). The encoder records the GAN's weights' hash; invert and edit use
+    it only with that GAN, and find it by default beside it (GAN folder + -encoder). Ctrl-C saves and exits;
+    `--resume` continues bit for bit.
+
+    Examples:
+
+        latentctl train encoder
+        latentctl train encoder --model models/gan --epochs 5 && latentctl invert me.jpg --model models/gan
+        latentctl train encoder --model gan-celeba --out enc --resume --epochs 20
+    """
+    _train(context, "encoder", locals())
+
+
 def _train(context: typer.Context, kind: str, arguments: dict[str, Any]) -> None:
     """Start or resume the run the command's arguments ask for, showing its progress; report the result."""
     from latentctl.train import runs
     from latentctl.train.classifier import print_validation_table
 
     options = RUN_OPTIONS[kind](**{field.name: getattr(arguments[field.name], "value", arguments[field.name])
-                                   for field in fields(RUN_OPTIONS[kind])})  # choices (Enum) as their strings
+                                   for field in fields(RUN_OPTIONS[kind])  # choices (Enum) as their strings
+                                   if field.name in arguments})  # the options a command lacks keep their defaults
     runs.check_request(kind, options, resume=arguments["resume"], force=arguments["force"])
-    if arguments["nproc"] > 1:  # start this very command again, in that many processes
+    if arguments.get("nproc", 1) > 1:  # start this very command again, in that many processes
         argv = context.find_root().meta.get("latentctl.argv", sys.argv[1:])
         raise typer.Exit(runs.relaunch(argv, arguments["nproc"]))
     given = {name for name in context.params if context.get_parameter_source(name).name != "DEFAULT"}
@@ -245,7 +287,7 @@ def _train(context: typer.Context, kind: str, arguments: dict[str, Any]) -> None
             if event == "end" and info["complete"] and kind == "classifier":
                 print_validation_table(info["trainer"].metrics, info["trainer"].data.not_rendered)
 
-        result = runs.start(kind, out=arguments["out"], data_root=arguments["data_root"], options=options,
+        result = runs.start(kind, out=arguments["out"], data_root=arguments.get("data_root"), options=options,
                             resume=arguments["resume"], force=arguments["force"], device=arguments["device"],
                             given=given, on_event=on_event)
     if not result.main_process:  # rank 0 reports for all

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from latentctl.latent.directions import AttributeDirections
     from latentctl.latent.steer import SteerSettings, Target
+    from latentctl.store import ModelConfig
 
 READABLE = 0.8  # the judge reads an attribute when its validation balanced accuracy is at least this
 DEFAULT_ATTRIBUTES = ("Male", "Smiling", "Eyeglasses")
@@ -131,10 +132,8 @@ def evaluate_steer(session: SteeringSession | None = None, *, judge: str | Path,
     second classifier: folder, registered name or Hub repo); draw the scores as a bar chart to ``plot`` when
     given. Without a ``session``, one is loaded from ``model``, ``classifier`` and ``device``."""
     from latentctl import images as image_io
-    from latentctl.files import file_sha256
-    from latentctl.latent.attributes import check_pair, resolve_attributes
+    from latentctl.latent.attributes import resolve_attributes
     from latentctl.latent.steer import SteerSettings
-    from latentctl.store import WEIGHTS_FILE, load_model
 
     options = options or SteerEvalOptions()
     plot = None if plot is None else Path(plot)
@@ -143,19 +142,7 @@ def evaluate_steer(session: SteeringSession | None = None, *, judge: str | Path,
     session = session or SteeringSession.load(model, classifier, device)
     targets = list(dict.fromkeys(resolve_attributes(options.attributes, session.names, "--attribute")))
     session.check_reach(options.reach)
-    judge_dir = lookup.resolve_model(judge, "")
-    judge_model, judge_config = load_model(judge_dir, "classifier", session.device, option="--judge")
-    check_pair(session.config, judge_config, session.model_dir, judge_dir, option="--judge")
-    if file_sha256(judge_dir / WEIGHTS_FILE) == file_sha256(session.classifier_dir / WEIGHTS_FILE):
-        raise LatentctlError("the judge is the classifier that steers: it would grade its own homework",
-                             hint="train a second classifier ('latentctl train classifier --seed 1 --out judge') "
-                                  "and pass it with --judge")
-    missing = [name for name in targets if name not in judge_config.labels]
-    if missing:
-        raise LatentctlError(f"the judge {judge_dir} has no attribute {', '.join(missing)}",
-                             hint="use a judge trained on the same attributes")
-    readable = readable_attributes(judge_config.labels, judge_config.training.get("validation", {})
-                                   .get("balanced_accuracy"))
+    judge_model, judge_config, judge_dir, readable = load_judge(session, judge, targets)
     conditioned = session.conditioned  # conditioned on attributes: label and gradient, no directions
     methods, fits = check_methods(options, conditioned)
     directions = {fit: session.directions(options.samples, fit) for fit in fits}
@@ -234,6 +221,44 @@ def _moves(session: SteeringSession, directions: dict[str, AttributeDirections],
     return move_for
 
 
+def load_judge(session: SteeringSession, judge: str | Path, targets: list[str]
+               ) -> tuple[torch.nn.Module, ModelConfig, Path, list[str]]:
+    """Load the ``judge`` classifier (folder, registered name or Hub repo) for ``session``'s faces; return it,
+    its config, its folder and the attributes it reads well enough to count. Refuse the steering classifier
+    itself and a judge without one of ``targets``."""
+    from latentctl.files import file_sha256
+    from latentctl.latent.attributes import check_pair
+    from latentctl.store import WEIGHTS_FILE, load_model
+
+    judge_dir = lookup.resolve_model(judge, "")
+    judge_model, judge_config = load_model(judge_dir, "classifier", session.device, option="--judge")
+    check_pair(session.config, judge_config, session.model_dir, judge_dir, option="--judge")
+    if file_sha256(judge_dir / WEIGHTS_FILE) == file_sha256(session.classifier_dir / WEIGHTS_FILE):
+        raise LatentctlError("the judge is the classifier that steers: it would grade its own homework",
+                             hint="train a second classifier ('latentctl train classifier --seed 1 --out judge') "
+                                  "and pass it with --judge")
+    missing = [name for name in targets if name not in judge_config.labels]
+    if missing:
+        raise LatentctlError(f"the judge {judge_dir} has no attribute {', '.join(missing)}",
+                             hint="use a judge trained on the same attributes")
+    readable = readable_attributes(judge_config.labels, judge_config.training.get("validation", {})
+                                   .get("balanced_accuracy"))
+    return judge_model, judge_config, judge_dir, readable
+
+
+def judged_walk(judge: torch.nn.Module, first: torch.Tensor, last: torch.Tensor, column: int,
+                others: list[int]) -> dict[str, float]:
+    """How the judge reads a walk from ``first`` to ``last`` faces (N, C, S, S): success (the share it reads
+    as having attribute ``column`` at the end), others (mean |change| of its probabilities of the ``others``)
+    and moved (mean |pixel change| in [0, 1])."""
+    from latentctl.eval.reading import predict_probabilities
+
+    judged_first, judged_last = predict_probabilities(judge, first), predict_probabilities(judge, last)
+    return {"success": (judged_last[:, column] > 0.5).float().mean().item(),
+            "others": (judged_last[:, others] - judged_first[:, others]).abs().mean().item() if others else 0.0,
+            "moved": ((last - first).abs().mean() / 2).item()}
+
+
 def readable_attributes(judge_names: list[str], validation: dict[str, float] | None) -> list[str]:
     """The attributes a judge can read: validation balanced accuracy >= READABLE (all of them if unknown)."""
     if not validation:
@@ -252,7 +277,6 @@ def evaluate_steering(generator: torch.nn.Module, classifier: torch.nn.Module, n
     component methods. ``generator_labels``: the attributes of a generator conditioned on them, whose targets'
     inputs turn ``reach`` times as far and whose other inputs are held with keep-others, or follow the targets
     without it (``latent.attributes.turned_attributes``)."""
-    from latentctl.eval.reading import predict_probabilities
     from latentctl.latent.attributes import steering_attributes, turned_attributes
     from latentctl.latent.steer import Target, steer
 
@@ -287,14 +311,11 @@ def evaluate_steering(generator: torch.nn.Module, classifier: torch.nn.Module, n
                 result = steer(generator, classifier, noise, target, run_settings, direction,
                                attributes=inputs_by_keep[keep])
                 seconds = time.perf_counter() - started
-                first, last = result.images[:, 0], result.images[:, -1]
-                judged_first, judged_last = predict_probabilities(judge, first), predict_probabilities(judge, last)
+                judged = judged_walk(judge, result.images[:, 0], result.images[:, -1], judge_column, others)
                 scores.append(SteerScore(
                     attribute=attribute, method=method, fit=shown_fit, keep_others=keep, faces=noise.shape[0],
-                    success=(judged_last[:, judge_column] > 0.5).float().mean().item(),
                     steerer_success=(result.probabilities[:, -1, column] > 0.5).float().mean().item(),
-                    others=(judged_last[:, others] - judged_first[:, others]).abs().mean().item() if others else 0.0,
-                    moved=((last - first).abs().mean() / 2).item(), seconds=seconds))
+                    seconds=seconds, **judged))
     return scores
 
 

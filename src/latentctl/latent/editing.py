@@ -36,20 +36,22 @@ class EditReport:
         inverted = self.inversion.to_json()
         return {**self.steering.to_json(), "output": None if self.out is None else str(self.out),
                 "photo": str(self.inversion.photos[0]),
-                "inversion": {key: inverted[key] for key in ("pixel_range", "settings", "seconds", "notes")}
+                "inversion": {key: inverted[key] for key in ("encoder", "pixel_range", "settings", "seconds", "notes")}
                 | {key: value for key, value in inverted["photos"][0].items() if key not in ("photo", "index")}}
 
 
 def edit_photo(photo: str | Path, *, to: Sequence[str] = (), away_from: Sequence[str] = (),
                out: str | Path | None = None, options: SteerOptions | None = None,
                invert_options: InvertOptions | None = None, model: str | Path | None = None,
-               classifier: str | Path | None = None, device: str = "auto") -> EditReport:
+               classifier: str | Path | None = None, device: str = "auto", encoder: str | Path | None = None,
+               use_encoder: bool = True) -> EditReport:
     """Invert ``photo`` into a face GAN (default ``gan-celeba``), then turn it towards the ``to`` attributes
     and away from the ``away_from`` ones with ``steer``'s ``options`` (its ``n`` and ``seed`` of faces unused),
     and write the strip (.png or .gif) to ``out`` when given.
 
     The classifier (default ``classifier-celeba``) steers, and its features guide the inversion. Every setting
-    is checked before the inversion starts."""
+    is checked before the inversion starts. ``encoder`` and ``use_encoder`` choose the inversion's start,
+    as ``invert``'s."""
     from latentctl import images as image_io
     from latentctl.latent.inversion import check_face_model, invert
     from latentctl.latent.session import SteeringSession, check_request, steer_faces
@@ -62,7 +64,7 @@ def edit_photo(photo: str | Path, *, to: Sequence[str] = (), away_from: Sequence
     check_face_model(read_config(model_dir, ("gan", "cgan")), model_dir)
     session = SteeringSession.load(model_dir, classifier, device)
     session.check(to, away_from, options)
-    inversion = invert([photo], options=invert_options, session=session)
+    inversion = invert([photo], options=invert_options, session=session, encoder=encoder, use_encoder=use_encoder)
     steering = steer_faces(session, to=to, away_from=away_from, options=options, noise=inversion.latents,
                            attributes=inversion.inversion.attributes)
     report = EditReport(inversion, steering, out)

@@ -61,14 +61,18 @@ class Inversion:
     latents: torch.Tensor  # (N, D)
     attributes: torch.Tensor | None  # (N, A_g) in [0, 1], for a generator conditioned on attributes
     reconstructions: torch.Tensor  # (N, C, H, W) in [-1, 1]
-    start_seeds: list[int]  # the seed of each photo's best random start
-    start_loss: torch.Tensor  # (N,) the pixel loss of the best random start
+    start_seeds: list[int | None]  # the seed of each photo's best random start; None: the encoder's guess
+    start_loss: torch.Tensor  # (N,) the pixel loss of the start
     loss: torch.Tensor  # (N,) the pixel loss at the end
 
 
 def invert_images(generator: torch.nn.Module, targets: torch.Tensor, options: InvertOptions | None = None,
-                  classifier: torch.nn.Module | None = None, attributes: torch.Tensor | None = None) -> Inversion:
+                  classifier: torch.nn.Module | None = None, attributes: torch.Tensor | None = None,
+                  encoder: torch.nn.Module | None = None) -> Inversion:
     """Return the latents whose images best match ``targets`` (N, C, H, W) in [-1, 1]; pure math, no I/O.
+
+    The start is the best of ``options.starts`` random latents, or with an ``encoder`` (``models.encoder``,
+    trained on this generator) its guess, which costs one pass instead of ``starts`` generator images.
 
     ``attributes`` (N, A_g) in [0, 1] are the starting attribute inputs of a generator conditioned on them,
     optimised along with the latents (as sigmoids of free logits, so they stay in [0, 1]). With a
@@ -83,21 +87,24 @@ def invert_images(generator: torch.nn.Module, targets: torch.Tensor, options: In
         classifier.eval()
     device = next(generator.parameters()).device
     latent_dim = generator.config.latent_dim
-    seeds = list(range(options.seed, options.seed + options.starts))
-    candidates = noise_for_seeds(seeds, latent_dim).to(device)  # (S, D)
+    seeds = [] if encoder is not None else list(range(options.seed, options.seed + options.starts))
+    candidates = noise_for_seeds(seeds, latent_dim).to(device) if seeds else None  # (S, D)
     parts = []
-    with _frozen(generator, classifier):
+    if encoder is not None:
+        encoder.eval()
+    with _frozen(generator, classifier, encoder):
         for begin in range(0, targets.shape[0], options.batch_size):
             batch = slice(begin, begin + options.batch_size)
             chunk_attributes = None if attributes is None else attributes[batch].to(device)
             parts.append(_invert_batch(generator, targets[batch].to(device), candidates, options, classifier,
-                                       chunk_attributes))
+                                       chunk_attributes, encoder))
 
     def joined(key: str) -> torch.Tensor:
         return torch.cat([part[key] for part in parts]).cpu()
 
     return Inversion(latents=joined("latents"), attributes=None if attributes is None else joined("attributes"),
-                     reconstructions=joined("images"), start_seeds=[seeds[i] for i in joined("start").tolist()],
+                     reconstructions=joined("images"),
+                     start_seeds=[seeds[i] if i >= 0 else None for i in joined("start").tolist()],
                      start_loss=joined("start_loss"), loss=joined("loss"))
 
 
@@ -115,18 +122,25 @@ def _frozen(*modules: torch.nn.Module | None) -> Iterator[None]:
             weight.requires_grad_(flag)
 
 
-def _invert_batch(generator: torch.nn.Module, targets: torch.Tensor, candidates: torch.Tensor,
-                  options: InvertOptions, classifier: torch.nn.Module | None, attributes: torch.Tensor | None
-                  ) -> dict[str, torch.Tensor]:
+def _invert_batch(generator: torch.nn.Module, targets: torch.Tensor, candidates: torch.Tensor | None,
+                  options: InvertOptions, classifier: torch.nn.Module | None, attributes: torch.Tensor | None,
+                  encoder: torch.nn.Module | None) -> dict[str, torch.Tensor]:
     import torch
 
-    count, latent_dim = targets.shape[0], candidates.shape[1]
-    with torch.no_grad():  # the best random start of each photo
-        errors = torch.cat([_start_errors(generator, targets, candidates, attributes, options, i)
-                            for i in range(0, candidates.shape[0], START_BATCH)], dim=1)  # (N, S)
-        start_loss, best = errors.min(dim=1)  # (N,)
-        target_features = None if classifier is None else [f.detach() for f in _activations(classifier, targets)]
-    latent = candidates[best].clone().requires_grad_(True)  # (N, D)
+    count = targets.shape[0]
+    with torch.no_grad():
+        if encoder is not None:  # the encoder's guess; -1: no random start
+            start = encoder(targets)  # (N, D)
+            start_loss = _pixel_loss(_draw(generator, start, attributes), targets, options.pixel_loss)
+            best = torch.full((count,), -1, dtype=torch.long, device=targets.device)
+        else:  # the best random start of each photo
+            errors = torch.cat([_start_errors(generator, targets, candidates, attributes, options, i)
+                                for i in range(0, candidates.shape[0], START_BATCH)], dim=1)  # (N, S)
+            start_loss, best = errors.min(dim=1)  # (N,)
+            start = candidates[best]
+        target_features = None if classifier is None else [f.detach() for f in activations(classifier, targets)]
+    latent_dim = start.shape[1]
+    latent = start.clone().requires_grad_(True)  # (N, D)
     logits = None
     params = [latent]
     if attributes is not None:
@@ -148,10 +162,7 @@ def _invert_batch(generator: torch.nn.Module, targets: torch.Tensor, candidates:
             break
         total = loss
         if target_features is not None:
-            total = total + options.feature_weight * sum(
-                (mine - theirs).square().flatten(1).mean(1) / theirs.square().flatten(1).mean(1).clamp_min(1e-6)
-                for mine, theirs in zip(_activations(classifier, images), target_features, strict=True)
-            ) / len(target_features)
+            total = total + options.feature_weight * feature_distance(classifier, images, target_features)
         total = total + options.prior_weight * (latent.square().sum(1) / latent_dim - 1).square()
         optimiser.zero_grad(set_to_none=True)
         total.sum().backward()
@@ -190,7 +201,17 @@ def _pixel_loss(images: torch.Tensor, targets: torch.Tensor, kind: str) -> torch
     return (difference.abs() if kind == "l1" else difference.square()).flatten(1).mean(1)
 
 
-def _activations(classifier: torch.nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
+def feature_distance(classifier: torch.nn.Module, images: torch.Tensor, target_features: list[torch.Tensor]
+                     ) -> torch.Tensor:
+    """The feature loss (N,): the mean over the classifier's layers of each layer's squared error between
+    ``images``' activations and ``target_features`` (``activations`` of the targets), over the targets' power."""
+    return sum(
+        (mine - theirs).square().flatten(1).mean(1) / theirs.square().flatten(1).mean(1).clamp_min(1e-6)
+        for mine, theirs in zip(activations(classifier, images), target_features, strict=True)
+    ) / len(target_features)
+
+
+def activations(classifier: torch.nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
     """The outputs of every ReLU of ``classifier`` on ``images``: its features at each depth."""
     from torch import nn
 
@@ -247,6 +268,7 @@ class InversionReport:
     reconstruction_files: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     model_labels: list[str] = field(default_factory=list)  # a conditioned generator's attribute inputs
+    encoder_dir: Path | None = None  # the encoder whose guess was the start; None: random starts
 
     @property
     def latents(self) -> torch.Tensor:
@@ -272,8 +294,9 @@ class InversionReport:
         lines = []
         for path, row, start, end in zip(self.photos, self.quality(), self.inversion.start_loss.tolist(),
                                          self.inversion.loss.tolist(), strict=True):
+            where = "the best random start" if self.encoder_dir is None else "the encoder's guess"
             lines.append(f"{path.name}: PSNR {row['psnr_db']:.1f} dB, mean |error| {row['mean_abs_error']:.3f} "
-                         f"(pixel loss {start:.4f} at the best random start -> {end:.4f})")
+                         f"(pixel loss {start:.4f} at {where} -> {end:.4f})")
         return lines
 
     def to_json(self) -> dict[str, Any]:
@@ -299,8 +322,10 @@ class InversionReport:
         options = self.options
         return {"model": str(self.model_dir),
                 "classifier": None if self.classifier_dir is None else str(self.classifier_dir),
+                "encoder": None if self.encoder_dir is None else str(self.encoder_dir),
                 "latents": None if self.out is None else str(self.out), "pixel_range": "[0, 1]",
-                "settings": {"steps": options.steps, "starts": options.starts, "learning_rate": options.learning_rate,
+                "settings": {"steps": options.steps, "starts": 0 if self.encoder_dir else options.starts,
+                             "learning_rate": options.learning_rate,
                              "loss": options.pixel_loss, "feature_weight": options.feature_weight,
                              "prior_weight": options.prior_weight, "seed": options.seed},
                 "seconds": round(self.seconds, 3), "notes": self.notes, "photos": photos}
@@ -308,7 +333,8 @@ class InversionReport:
 
 def invert(photos: Sequence[str | Path], *, model: str | Path | None = None, classifier: str | Path | None = None,
            out: str | Path | None = None, options: InvertOptions | None = None, device: str = "auto",
-           session: SteeringSession | None = None) -> InversionReport:
+           session: SteeringSession | None = None, encoder: str | Path | None = None,
+           use_encoder: bool = True) -> InversionReport:
     """Find each photo's latent in a face GAN (default ``gan-celeba``); with ``out``, write the latents there
     (the format of ``sample --save-latents``, which ``steer --from-noise`` reads) and each reconstruction as
     a PNG beside it, named after its photo.
@@ -316,8 +342,12 @@ def invert(photos: Sequence[str | Path], *, model: str | Path | None = None, cla
     The classifier (default ``classifier-celeba``, as ``steer``) adds a feature loss, the starting attribute
     inputs of a model trained with ``--condition attributes`` and the readings of photo and reconstruction;
     without one (the default missing), the inversion goes on without them, saying so. A ``session`` gives
-    both networks, already loaded (``edit``)."""
+    both networks, already loaded (``edit``).
+
+    The start is the guess of ``encoder`` (``latent.encoders.find_encoder``: by default the one beside the
+    model, when there is one) instead of random latents; ``use_encoder=False`` keeps the random starts."""
     from latentctl.eval.reading import predict_probabilities
+    from latentctl.latent.encoders import find_encoder
 
     options = options or InvertOptions()
     options.check()
@@ -331,24 +361,28 @@ def invert(photos: Sequence[str | Path], *, model: str | Path | None = None, cla
         if out.suffix.lower() != ".safetensors":
             raise UsageError(f"{out.name}: end the latents file's name in .safetensors", "--out")
         check_writable(out.with_suffix(".png"))  # its folder, which gets the reconstructions too
-    models = session or _load(model, classifier, device)
+    models = session or load_face_models(model, classifier, device)
     generator, config, reader = models.generator, models.config, models.classifier
     reader_labels = [] if reader is None else list(models.classifier_config.labels)
+    found = find_encoder(models.model_dir, config, encoder, use=use_encoder,
+                         device=next(generator.parameters()).device)
     targets = photo_tensors(paths, config)
     photo_readings = None if reader is None else predict_probabilities(reader, targets)
     attributes = None
     if config.conditioned_on_attributes:
         attributes = starting_attributes(len(paths), config.labels, generator.attribute_prior, photo_readings,
                                          reader_labels)
-    console.info(f"inverting {len(paths)} photo(s) into {models.model_dir} ({options.starts} random starts, "
-                 f"{options.steps} steps" + (f", matching {models.classifier_dir}'s features)" if reader else ")"))
+    start = f"{found.path}'s guess" if found.module is not None else f"{options.starts} random starts"
+    console.info(f"inverting {len(paths)} photo(s) into {models.model_dir} ({start}, {options.steps} steps"
+                 + (f", matching {models.classifier_dir}'s features)" if reader else ")"))
     began = time.perf_counter()
-    inversion = invert_images(generator, targets, options, reader, attributes)
+    inversion = invert_images(generator, targets, options, reader, attributes, found.module)
     seconds = time.perf_counter() - began
     readings = None if reader is None else (photo_readings, predict_probabilities(reader, inversion.reconstructions))
     report = InversionReport(models.model_dir, models.classifier_dir if reader is not None else None, options, paths,
                              targets, inversion, seconds, names=reader_labels, readings=readings, out=out,
-                             notes=getattr(models, "notes", []), model_labels=list(config.labels))
+                             notes=getattr(models, "notes", []) + ([found.note] if found.note else []),
+                             model_labels=list(config.labels), encoder_dir=found.path)
     if out is not None:
         report.reconstruction_files = write_inversion(report, out)
     return report
@@ -367,7 +401,7 @@ class _Models:
     notes: list[str]
 
 
-def _load(model: str | Path | None, classifier: str | Path | None, device: str) -> _Models:
+def load_face_models(model: str | Path | None, classifier: str | Path | None, device: str) -> _Models:
     """Load the face GAN and, as ``steer`` resolves it, the classifier: one that is not there by default is
     left out with a note; one given that is not there, or that does not fit the generator, is an error."""
     from latentctl.device import resolve_device

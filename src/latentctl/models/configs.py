@@ -239,11 +239,37 @@ class PytorchDCGANConfig:
         return asdict(self)
 
 
-NetworkConfig = GANConfig | ClassifierConfig | SeedGeneratorConfig | SeedClassifierConfig | PytorchDCGANConfig
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Everything needed to rebuild a latent encoder, image to a generator's latent: ``LatentEncoder(config)``
+    (models.encoder). Which generator it belongs to is in its config.json's training record."""
+
+    architecture: ClassVar[str] = "latent-encoder"
+    kinds: ClassVar[tuple[str, ...]] = ("encoder",)
+
+    image_size: int = 64
+    channels: int = 3
+    latent_dim: int = 100  # the generator's noise size: what the encoder outputs
+    width: int = 32  # channels of the first convolution; doubled at each lower resolution, as the discriminator's
+
+    def __post_init__(self) -> None:
+        base_size(self.image_size)  # raises on unsupported sizes
+        _check_positive(self, ("image_size", "channels", "latent_dim", "width"))
+
+    @property
+    def num_labels(self) -> int:
+        return 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+NetworkConfig = (GANConfig | ClassifierConfig | SeedGeneratorConfig | SeedClassifierConfig | PytorchDCGANConfig
+                 | EncoderConfig)
 # architecture name (config.json's architecture["name"]) -> its config class
 ARCHITECTURES: dict[str, type[NetworkConfig]] = {
     config.architecture: config for config in (GANConfig, ClassifierConfig, SeedGeneratorConfig, SeedClassifierConfig,
-                                               PytorchDCGANConfig)}
+                                               PytorchDCGANConfig, EncoderConfig)}
 # architecture name -> the network built from that config, filled by @register as the network modules load
 NETWORKS: dict[str, type] = {}
 Network = TypeVar("Network", bound=type)

@@ -102,6 +102,35 @@ class ClassifierOptions:
         return self.lr * 0.5 * (1 + math.cos(math.pi * min(step / max(total_steps, 1), 1.0)))
 
 
+@dataclass
+class EncoderOptions:
+    """A latent encoder's optimisation settings; saved with the run so ``--resume`` continues with them.
+
+    Each step draws ``batch_size`` latents z, the generator draws G(z), and the encoder's guess E(G(z)) is
+    scored on the latent (mean squared error to z) and on the image it draws, G(E(G(z))) against G(z): pixels,
+    and the attribute classifier's features when there is one (``latent.inversion.feature_distance``)."""
+
+    epochs: int = 10
+    epoch_images: int = 6400  # generated images per epoch (drawn on the fly: an epoch is a unit of progress)
+    batch_size: int = 64
+    lr: float = 1e-3
+    latent_weight: float = 1.0
+    pixel_weight: float = 1.0  # mean squared error on pixels in [-1, 1]
+    feature_weight: float = 0.1  # the classifier's features, as invert weighs them
+    seed: int = 0
+    log_every: int = 20
+    precision: str = "auto"
+    compile: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 2 or self.log_every < 1 or self.epoch_images < self.batch_size:
+            raise LatentctlError("epochs and log-every must be >= 1, batch size >= 2 and images per epoch at least "
+                                 "one batch")
+        check_precision(self.precision)
+        if not (self.lr > 0 and min(self.latent_weight, self.pixel_weight, self.feature_weight) >= 0):
+            raise LatentctlError("the learning rate must be > 0 and the loss weights >= 0")
+
+
 # The run options: what ``start`` takes, every field named as its flag. A resumed run keeps every one of them
 # but ``epochs`` (None: the kind's EPOCHS, or on resume the run's own) and those of RESUME_FREE, which watch the
 # run rather than shape it.
@@ -186,10 +215,31 @@ class ClassifierRunOptions(RunOptions):
     crop: int = GANRunOptions.crop
 
 
+@dataclass
+class EncoderRunOptions(RunOptions):
+    """``latentctl train encoder``: a latent encoder for the face generator ``model`` (default gan-celeba),
+    trained on the generator's own faces; ``classifier`` (default classifier-celeba, left out when missing)
+    adds its features to the loss. The default folder is the generator's, with -encoder appended."""
+
+    KIND, MODEL, DATA, EPOCHS = "encoder", "gan-celeba-encoder", "", EncoderOptions.epochs
+
+    model: str | None = None
+    classifier: str | None = None
+    width: int = 32  # models.encoder.EncoderConfig's
+    batch_size: int = EncoderOptions.batch_size
+    lr: float = EncoderOptions.lr
+    epoch_images: int = EncoderOptions.epoch_images
+    latent_weight: float = EncoderOptions.latent_weight
+    pixel_weight: float = EncoderOptions.pixel_weight
+    feature_weight: float = EncoderOptions.feature_weight
+
+
 RUN_OPTIONS: dict[str, type[RunOptions]] = {options.KIND: options for options in (CGANRunOptions, GANRunOptions,
-                                                                                   ClassifierRunOptions)}
+                                                                                   ClassifierRunOptions,
+                                                                                   EncoderRunOptions)}
 # The order in which the warning about what a resume ignores names the flags.
 RESUME_KEEPS = ("data", "condition", "attribute", "attribute_loss", "batch_size", "lr", "lr_schedule", "beta1",
                 "beta2", "ema_decay", "mode_seeking", "flip", "augment", "r1", "latent_dim", "gen_width", "disc_width",
-                "width", "members", "size", "crop", "sample_every", "seed", "sync_bn", "precision", "compile")
+                "width", "members", "size", "crop", "sample_every", "model", "classifier", "epoch_images",
+                "latent_weight", "pixel_weight", "feature_weight", "seed", "sync_bn", "precision", "compile")
 RESUME_FREE = ("epochs", "log_dir", "fid_every", "fid_images", "inception_weights")  # a resume takes these anew

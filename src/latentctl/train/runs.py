@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from latentctl import console, files, paths, registry, store
+from latentctl import console, files, lookup, paths, registry, store
 from latentctl.errors import LatentctlError, UsageError
 from latentctl.train import AUGMENT_BELOW, FACE_R1, distributed
 from latentctl.train.distributed import Distributed
@@ -31,6 +31,7 @@ from latentctl.train.options import (
     RUN_OPTIONS,
     ClassifierOptions,
     ClassifierRunOptions,
+    EncoderOptions,
     RunOptions,
     TrainOptions,
 )
@@ -65,7 +66,7 @@ class RunResult:
 def start(kind: str, *, out: Path | None = None, data_root: Path | None = None, options: RunOptions | None = None,
           resume: bool = False, force: bool = False, device: str = "auto", given: Collection[str] = (),
           on_event: Callback | None = None) -> RunResult:
-    """Train a model of ``kind`` ("cgan", "gan" or "classifier") into ``out``, or go on with the run there.
+    """Train a model of ``kind`` ("cgan", "gan", "classifier" or "encoder") into ``out``, or go on with the run there.
 
     ``options`` is the kind's run options (``latentctl.train.options``; default: its defaults); a resumed run
     keeps its own, all but ``epochs``, and warns about those of ``given`` (the names of the options a
@@ -77,15 +78,20 @@ def start(kind: str, *, out: Path | None = None, data_root: Path | None = None, 
         raise ValueError(f"unknown kind of run {kind!r}: one of {', '.join(RUN_OPTIONS)}")
     options = options if options is not None else RUN_OPTIONS[kind]()
     check_request(kind, options, resume=resume, force=force)
+    if out is None and kind == "encoder":
+        from latentctl.latent.encoders import default_encoder_dir
+
+        out = default_encoder_dir(lookup.resolve_model(options.model, "gan-celeba"))
     out = Path(out) if out is not None else paths.model_dir(options.MODEL)
     custom_data = data_root is not None
-    if resume and kind != "cgan" and (out / store.STATE_JSON_FILE).is_file():  # a resumed run reads its own data
+    # a resumed run reads its own data
+    if resume and kind in ("gan", "classifier") and (out / store.STATE_JSON_FILE).is_file():
         options = replace(options, data=_run_data(out))
     data_root = Path(data_root) if data_root is not None else paths.data_dir(getattr(options, "data", options.DATA))
     notify = on_event or (lambda event, info: None)
     with _processes(device) as (dist, torch_device):
         request = _Request(out, data_root, options, resume, force, set(given), dist, torch_device, notify)
-        trainer = {"cgan": _digit_gan, "gan": _face_gan, "classifier": _classifier}[kind](request)
+        trainer = {"cgan": _digit_gan, "gan": _face_gan, "classifier": _classifier, "encoder": _encoder}[kind](request)
         torch.set_float32_matmul_precision("high")
         log = _tensorboard(options.log_dir, trainer) if options.log_dir is not None and dist.is_main else None
         try:
@@ -311,6 +317,43 @@ def _classifier(request: _Request) -> Any:
                  f"({data.train_images.shape[0]:,} training and {data.val_images.shape[0]:,} validation "
                  f"images, {size}x{size}, crop {crop}) on {_where(trainer)} for {trainer.options.epochs} "
                  f"epochs -> {request.out}")
+    return trainer
+
+
+def _encoder(request: _Request) -> Any:
+    from latentctl.latent.encoders import generator_record
+    from latentctl.latent.inversion import load_face_models
+    from latentctl.models.configs import EncoderConfig
+    from latentctl.train.encoder import EncoderTrainer, GeneratorData
+
+    options, state_file = request.options, request.out / store.STATE_JSON_FILE
+    model, classifier = options.model, options.classifier
+    if request.resume and state_file.is_file():  # a resumed run keeps its generator and classifier
+        state = files.read_json(state_file)
+        model, classifier = (state.get("generator") or {}).get("path"), state.get("classifier")
+    models = load_face_models(model, classifier, str(request.device))
+    if models.config.conditioned_on_attributes:
+        raise LatentctlError(f"{models.model_dir} is conditioned on attributes: an encoder guesses a latent alone, "
+                             "not the attribute inputs", hint="invert it without an encoder (random starts)")
+    if request.resume and state_file.is_file() and classifier is None:
+        models.classifier, models.classifier_dir = None, None
+    data = GeneratorData(models.generator, models.config, generator_record(models.model_dir), models.classifier,
+                         models.classifier_dir)
+
+    def new() -> EncoderTrainer:
+        config = EncoderConfig(image_size=models.config.image_size, channels=models.config.channels,
+                               latent_dim=models.config.latent_dim, width=options.width)
+        train_options = EncoderOptions(epochs=request.epochs, epoch_images=options.epoch_images,
+                                       batch_size=options.batch_size, lr=options.lr,
+                                       latent_weight=options.latent_weight, pixel_weight=options.pixel_weight,
+                                       feature_weight=options.feature_weight, seed=options.seed,
+                                       precision=options.precision, compile=options.compile)
+        return EncoderTrainer(config, train_options, data, request.out, request.device, dist=request.dist)
+
+    trainer = _open(request, EncoderTrainer, data, "encoder", new)
+    console.info(f"training a latent encoder for {models.model_dir} on its own faces"
+                 + (f" (and {models.classifier_dir}'s features)" if models.classifier is not None else "")
+                 + f" on {_where(trainer)} for {trainer.options.epochs} epochs -> {request.out}")
     return trainer
 
 
