@@ -159,23 +159,13 @@ class ClassifierTrainer(CheckpointedLoop):
     def _readings(self) -> dict[str, float]:
         """Read this epoch's mean loss (one host sync), over all ranks' batches."""
         self.loss_sum = self._share_progress(self.loss_sum)
-        total = self.loss_sum.item()
-        window = self.step_in_epoch - self.logged[0]
-        if window > 0:
-            self.history["step"].append(self.global_step)
-            self.history["loss"].append((total - self.logged[1]) / window)
-        self.logged = (self.step_in_epoch, total)
-        return {"loss": total / max(self.step_in_epoch, 1)}
+        return self._loss_reading(self.loss_sum.item())
 
     def _finish_epoch(self, seconds: float) -> ClassifierEpochReport:
         loss = self.read_progress()["loss"]
         started = time.perf_counter()
         metrics = self.validate()
-        self.epoch += 1
-        self.step_in_epoch = 0
-        self.loss_sum.zero_()
-        self.logged = (0, 0.0)
-        self.epoch_start_data_state = self.data_rng.get_state()
+        self._next_epoch(self.loss_sum)
         self.epochs.append({"epoch": self.epoch, "loss": loss, "seconds": round(seconds, 3),
                             "eval_seconds": round(time.perf_counter() - started, 3), "validation": metrics})
         self.save_checkpoint()

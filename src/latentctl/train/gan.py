@@ -237,11 +237,7 @@ class GANTrainer(CheckpointedLoop):
                 f"the discriminator collapsed at epoch {self.epoch + 1} (it rejects every generated image, "
                 f"so the generator gets no signal); the last good checkpoint in {self.out_dir} is kept",
                 hint=DIVERGED_HINT)
-        self.epoch += 1
-        self.step_in_epoch = 0
-        self.loss_sums.zero_()
-        self.logged = (0, 0.0, 0.0)
-        self.epoch_start_data_state = self.data_rng.get_state()
+        self._next_epoch(self.loss_sums)
         self.epochs.append({"epoch": self.epoch, **means, "seconds": round(seconds, 3)})
         sample_path, scores = None, None
         last = self.epoch == self.options.epochs

@@ -72,6 +72,26 @@ class EpochLoop(ABC):
     def _finish_epoch(self, seconds: float) -> Any:
         """Close the epoch (validate, sample, save) and return its report."""
 
+    def _loss_reading(self, total: float) -> dict[str, float]:
+        """For a trainer with one loss: record in ``history`` the mean loss of the steps since the last read
+        (``logged``: step in epoch and loss sum then), and return the epoch's mean loss so far; ``total`` is
+        the loss summed over this epoch's steps."""
+        window = self.step_in_epoch - self.logged[0]
+        if window > 0:
+            self.history["step"].append(self.global_step)
+            self.history["loss"].append((total - self.logged[1]) / window)
+        self.logged = (self.step_in_epoch, total)
+        return {"loss": total / max(self.step_in_epoch, 1)}
+
+    def _next_epoch(self, sums: torch.Tensor) -> None:
+        """Count an epoch done and start the next: the step count, the running loss ``sums`` and what was last
+        read of them back at zero, and the data stream's state kept as the new epoch's start."""
+        self.epoch += 1
+        self.step_in_epoch = 0
+        sums.zero_()
+        self.logged = (0,) + (0.0,) * (len(self.logged) - 1)
+        self.epoch_start_data_state = self.data_rng.get_state()
+
     def _gather_for_checkpoint(self) -> Any:
         """Collective work before rank 0 writes (buffers in sync, per-rank states); run on every rank."""
         return None
