@@ -142,12 +142,7 @@ class ClassifierTrainer(CheckpointedLoop):
         with speed.autocast(self.device, self.step_settings):
             logits = self.synced_model(images, each_member=True).float()  # (members, B, A)
         loss = F.binary_cross_entropy_with_logits(logits, targets.expand_as(logits))
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        self.loss_sum += loss.detach()
-        self.global_step += 1
-        self.step_in_epoch += 1
+        self._optimizer_step(loss)
 
     # ----------------------------------------------------------------------------------------- the loop
 

@@ -107,12 +107,7 @@ class EncoderTrainer(CheckpointedLoop):
         """One Adam step on a batch of the generator's faces."""
         self.encoder.train()
         loss = self.losses(latents).mean()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        self.loss_sum += loss.detach()
-        self.global_step += 1
-        self.step_in_epoch += 1
+        self._optimizer_step(loss)
 
     def _readings(self) -> dict[str, float]:
         return self._loss_reading(self.loss_sum.item())

@@ -72,6 +72,16 @@ class EpochLoop(ABC):
     def _finish_epoch(self, seconds: float) -> Any:
         """Close the epoch (validate, sample, save) and return its report."""
 
+    def _optimizer_step(self, loss: torch.Tensor) -> None:
+        """For a trainer with one loss and one optimizer: step on ``loss`` (a scalar), add it to the epoch's
+        running ``loss_sum`` (on the device: no host sync) and count the step."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.loss_sum += loss.detach()
+        self.global_step += 1
+        self.step_in_epoch += 1
+
     def _loss_reading(self, total: float) -> dict[str, float]:
         """For a trainer with one loss: record in ``history`` the mean loss of the steps since the last read
         (``logged``: step in epoch and loss sum then), and return the epoch's mean loss so far; ``total`` is
