@@ -164,7 +164,8 @@ def read_config(directory: Path, kind: str | tuple[str, ...] | None = None, opti
         commands = " or ".join(f"'{KINDS[name][1]}'" for name in kinds)
         raise LatentctlError(f"{directory} holds {KINDS[config.kind][0]} ({config.kind}), "
                              f"this command needs {needed}",
-                             hint=f"pass {option} with a {'/'.join(kinds)} model, e.g. one made by {commands}")
+                             hint=f"pass {option} with {'an' if kinds[0][0] in 'aeiou' else 'a'} "
+                                  f"{'/'.join(kinds)} model, e.g. one made by {commands}")
     return config
 
 
